@@ -1,0 +1,1 @@
+"""kbulk: kernel patch prototyping and test harness."""
