@@ -1,0 +1,85 @@
+"""Decide between KVM and TCG with a real probe boot.
+
+"/dev/kvm opens" is not "KVM works": on hosts with broken nested
+virtualisation a KVM guest hangs before the kernel prints anything. So KVM is
+chosen only after the kernel under test, booted with KVM, reached the guest's
+init within PROBE_TIMEOUT seconds. The verdict is cached per host, kernel
+release, QEMU version and arch; `kbulk doctor --reprobe` forgets it.
+"""
+
+from __future__ import annotations
+
+import re
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.arch import Arch
+from harness.console import ExitReason, run_console
+from harness.guest.initramfs import build_initramfs
+from harness.progress import Reporter
+from harness.qemu import Accel, BootSpec, ProbeCache, kvm_device_usable, qemu_command
+
+PROBE_TIMEOUT = 30.0
+_INIT_STARTED = re.compile(r"kbulk-init: start")
+
+
+@dataclass(frozen=True)
+class Verdict:
+    accel: str
+    reason: str
+
+
+def probe_cache(cache: Path) -> ProbeCache:
+    return ProbeCache.load(cache / "accel-probe.json")
+
+
+def probe_kvm(arch: Arch, kernel: Path, cache: Path) -> Verdict:
+    """Boot kernel under KVM with an empty plan; KVM works if init starts in time."""
+    with tempfile.TemporaryDirectory(prefix="kbulk-probe-") as tmp:
+        image = build_initramfs(arch, [], Path(tmp) / "probe.cpio", cache / "guest")
+        boot = BootSpec(kernel, image.initramfs, ["panic=-1"], memory="512M", smp=1)
+        command = qemu_command(arch, boot, Accel.KVM)
+        started = time.monotonic()
+        outcome = run_console(
+            command.argv,
+            Path(tmp) / "probe.log",
+            overall_timeout=PROBE_TIMEOUT,
+            inactivity_timeout=PROBE_TIMEOUT,
+            stop_pattern=_INIT_STARTED,
+        )
+        took = time.monotonic() - started
+    if outcome.reason == ExitReason.MARKER:
+        return Verdict(Accel.KVM, f"KVM probe boot reached init in {took:.1f} s")
+    detail = "no console output" if not outcome.lines else f"ended with {outcome.reason.value}"
+    return Verdict(
+        Accel.TCG, f"KVM probe boot failed ({detail} within {PROBE_TIMEOUT:.0f} s); using TCG"
+    )
+
+
+def choose(arch: Arch, requested: str, kernel: Path, cache: Path, reporter: Reporter) -> Verdict:
+    if requested == Accel.TCG:
+        return Verdict(Accel.TCG, "TCG requested (--accel tcg)")
+    if not arch.kvm_possible_on_host():
+        if requested == Accel.KVM:
+            reporter.warn(f"--accel kvm: {arch.name} guests cannot use KVM on this host; using TCG")
+        return Verdict(Accel.TCG, f"{arch.name} guest on a different host architecture: TCG")
+    usable, why = kvm_device_usable()
+    if not usable:
+        if requested == Accel.KVM:
+            reporter.warn(f"--accel kvm: {why}; using TCG")
+        return Verdict(Accel.TCG, f"{why}: TCG")
+    if requested == Accel.KVM:
+        return Verdict(Accel.KVM, "KVM requested (--accel kvm), probe skipped")
+    probes = probe_cache(cache)
+    cached = probes.get(arch)
+    if cached:
+        return Verdict(cached["accel"], cached["reason"] + " (cached verdict)")
+    with reporter.step(f"KVM probe boot ({arch.name})") as step:
+        verdict = probe_kvm(arch, kernel, cache)
+        step.outcome = verdict.accel
+    probes.put(arch, {"accel": verdict.accel, "reason": verdict.reason})
+    if verdict.accel == Accel.TCG:
+        reporter.warn(verdict.reason)
+    return verdict

@@ -1,0 +1,143 @@
+"""Turn a finished boot (console lines + how it ended) into a classified run.
+
+Pure apart from the optional stack-trace decoding, so `kbulk parse` and the
+live pipeline classify a console log the same way.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.console import ExitReason
+from harness.crash import find_crashes
+from harness.ktap import KtapDocument, TestStatus, metrics_from, parse_console
+from harness.results import NON_FATAL_KINDS, CrashReport, RunStatus, status_from_tests
+
+_STEP_END = re.compile(r"kbulk-init: step end insmod (\S+) rc=(-?\d+)")
+_STEP_BEGIN = re.compile(r"kbulk-init: step begin insmod (\S+)")
+_INIT_START = "kbulk-init: start"
+
+
+@dataclass
+class Analysis:
+    status: RunStatus
+    message: str
+    ktap: KtapDocument
+    crashes: list[CrashReport]
+    metrics: list
+    module_steps: dict[str, int | None] = field(default_factory=dict)  # name -> rc (None: no end)
+
+
+def module_steps(lines: list[str]) -> dict[str, int | None]:
+    steps: dict[str, int | None] = {}
+    for line in lines:
+        if m := _STEP_BEGIN.search(line):
+            steps[m.group(1)] = None
+        elif m := _STEP_END.search(line):
+            steps[m.group(1)] = int(m.group(2))
+    return steps
+
+
+def analyze(lines: list[str], reason: ExitReason | None, expect_modules: list[str]) -> Analysis:
+    """Classify a boot. ``reason`` None means a saved log of unknown ending (parse)."""
+    doc = parse_console(lines)
+    crashes = find_crashes(lines)
+    metrics = metrics_from(doc)
+    steps = module_steps(lines)
+    fatal = [c for c in crashes if c.kind not in NON_FATAL_KINDS]
+
+    def done(status: RunStatus, message: str) -> Analysis:
+        return Analysis(status, message, doc, crashes, metrics, steps)
+
+    if reason == ExitReason.QEMU_ERROR:
+        tail = " | ".join(lines[-5:])
+        return done(RunStatus.INFRA_ERROR, f"QEMU failed: {tail}")
+    if fatal:
+        first = fatal[0]
+        where = f" during {first.test}" if first.test else ""
+        return done(RunStatus.CRASH, f"{first.kind}{where}: {first.title}")
+    if reason in (ExitReason.TIMEOUT, ExitReason.INACTIVITY):
+        running = _running_test(doc)
+        what = "no console output" if reason == ExitReason.INACTIVITY else "overall timeout"
+        where = f" while {running} was running" if running else ""
+        if not lines:
+            where = " before the kernel printed anything (hang at boot)"
+        return done(RunStatus.TIMEOUT, f"{what}{where}")
+    saw_init = any(_INIT_START in line for line in lines)
+    if reason == ExitReason.GUEST_EXIT:
+        where = "before init started" if not saw_init else "before init finished its plan"
+        return done(RunStatus.CRASH, f"the guest stopped {where} (no crash report on the console)")
+    failed_loads = [n for n, rc in steps.items() if rc not in (0, None)]
+    missing = [m for m in expect_modules if m not in steps]
+    status = status_from_tests(doc, crashes)
+    messages = []
+    if failed_loads:
+        messages.append(
+            "module load failed: " + ", ".join(f"{n} rc={steps[n]}" for n in failed_loads)
+        )
+        status = _worse(status, RunStatus.TEST_FAILURE)
+    if missing and reason is not None:
+        messages.append("modules never loaded: " + ", ".join(missing))
+        status = _worse(status, RunStatus.INFRA_ERROR)
+    warnings = [c for c in crashes if c.kind in NON_FATAL_KINDS]
+    if warnings:
+        first = warnings[0]
+        where = f" during {first.test}" if first.test else ""
+        messages.append(f"kernel {first.kind}{where}: {first.title}")
+        status = _worse(status, RunStatus.TEST_FAILURE)
+    counts = doc.root.counts()
+    messages.insert(0, _counts_text(counts))
+    return done(status, "; ".join(messages))
+
+
+def _worse(a: RunStatus, b: RunStatus) -> RunStatus:
+    from harness.results import worst
+
+    return worst([a, b])
+
+
+def _counts_text(counts) -> str:
+    parts = [f"{counts.passed} passed", f"{counts.failed} failed"]
+    for name in ("skipped", "xfail", "crashed"):
+        value = getattr(counts, name, 0)
+        if value:
+            parts.append(f"{value} {name}")
+    return ", ".join(parts)
+
+
+def _running_test(doc: KtapDocument) -> str | None:
+    for path, node in doc.root.walk():
+        if node.status == TestStatus.CRASH and not node.subtests:
+            return ".".join(path)
+    return None
+
+
+def decode_crashes(
+    crashes: list[CrashReport], tree: Path, build_dir: Path, timeout: float = 120
+) -> None:
+    """Fill CrashReport.decoded with scripts/decode_stacktrace.sh output (best effort)."""
+    script = tree / "scripts" / "decode_stacktrace.sh"
+    vmlinux = build_dir / "vmlinux"
+    if not script.is_file() or not vmlinux.is_file() or shutil.which("addr2line") is None:
+        return
+    for crash in crashes:
+        if crash.kind in NON_FATAL_KINDS and len(crashes) > 5:
+            continue
+        try:
+            proc = subprocess.run(
+                [str(script), str(vmlinux), str(tree), str(build_dir)],
+                input="\n".join(crash.excerpt) + "\n",
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            crash.decoded = ["decode_stacktrace.sh timed out"]
+            continue
+        if proc.returncode == 0 and proc.stdout.strip():
+            crash.decoded = proc.stdout.splitlines()

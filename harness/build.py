@@ -1,0 +1,248 @@
+"""Configure and build a kernel out of tree, and build out-of-tree modules.
+
+The build directory is keyed by (source, series, arch, config) and sits next
+to the source tree (``<work>/<key>/build-<arch>-<config>`` beside
+``<work>/<key>/linux``) so every build sees the source at the same relative
+path: with CCACHE_BASEDIR that lets ccache share objects between the
+baseline and the patched tree, and reruns with nothing changed do no work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import shlex
+import shutil
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.arch import Arch
+from harness.kconfig import ConfigRequest, Mismatch, verify
+from harness.patches import PatchedTree
+
+_WARNING = re.compile(r"(?:^|\s)(?:[^\s:]+:\d+:\d+: )?warning: ")
+_ERROR = re.compile(
+    r"(?:^[^\s:]+:\d+:\d+: (?:fatal )?error: |^make\[\d+\]: \*\*\* |^ld: .*error|Error \d+$)"
+)
+_COMPILER_ERROR = re.compile(r"^\S+:\d+:\d+: (?:fatal )?error: ")
+
+
+class BuildError(RuntimeError):
+    pass
+
+
+@dataclass
+class BuildResult:
+    arch: str
+    ok: bool
+    build_dir: Path
+    log: Path
+    duration: float
+    warnings: int = 0
+    errors: int = 0
+    first_error: str = ""
+    image: Path | None = None
+    vmlinux: Path | None = None
+    config_mismatches: list[Mismatch] = field(default_factory=list)
+    reproducer: str = ""
+    stage: str = "build"  # "config" or "build": what failed
+
+    @property
+    def summary(self) -> str:
+        if self.ok:
+            return f"built in {self.duration:.0f} s, {self.warnings} warnings"
+        if self.config_mismatches:
+            return "requested config symbols did not survive olddefconfig: " + "; ".join(
+                str(m) for m in self.config_mismatches
+            )
+        return f"{self.errors} errors; first: {self.first_error}"
+
+
+@dataclass
+class LogScan:
+    warnings: int = 0
+    errors: int = 0
+    first_error: str = ""
+    _context: list[str] = field(default_factory=list)
+
+    def feed(self, line: str) -> None:
+        if _WARNING.search(line):
+            self.warnings += 1
+        if _ERROR.search(line):
+            self.errors += 1
+            # the compiler's own message beats make's "Error 1" summary
+            if not self.first_error or (
+                _COMPILER_ERROR.match(line) and not _COMPILER_ERROR.match(self.first_error)
+            ):
+                self.first_error = line.strip()
+
+
+def build_env(cache: Path, work_root: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "CCACHE_DIR": str(cache / "ccache"),
+            "CCACHE_BASEDIR": str(work_root),
+            "CCACHE_NOHASHDIR": "1",
+            "CCACHE_MAXSIZE": env.get("CCACHE_MAXSIZE", "8G"),
+            # reproducible: the same tree builds the same image
+            "KBUILD_BUILD_TIMESTAMP": "1970-01-01",
+            "KBUILD_BUILD_USER": "kbulk",
+            "KBUILD_BUILD_HOST": "kbulk",
+            "LC_ALL": "C",
+        }
+    )
+    return env
+
+
+@dataclass
+class KernelBuilder:
+    tree: PatchedTree
+    arch: Arch
+    request: ConfigRequest
+    cache: Path
+    work_root: Path
+    jobs: int = field(default_factory=lambda: os.cpu_count() or 1)
+    use_ccache: bool = True
+
+    @property
+    def build_dir(self) -> Path:
+        parent = self.tree.path.parent
+        if not parent.is_relative_to(self.work_root):  # a developer's local tree
+            digest = hashlib.sha256(str(self.tree.path).encode()).hexdigest()[:12]
+            parent = self.work_root / f"local-{digest}"
+        return parent / f"build-{self.arch.name}-{self.request.digest[:12]}"
+
+    def make_args(self, *targets: str) -> list[str]:
+        args = ["make", "-C", str(self.tree.path), f"O={self.build_dir}", *self.arch.make_vars()]
+        if self.use_ccache and shutil.which("ccache"):
+            args.append(f"CC=ccache {self.arch.cross_prefix_for_host()}gcc")
+        return [*args, f"-j{self.jobs}", *targets]
+
+    def _run(
+        self, args: list[str], log: Path, on_line: Callable[[str], None] | None = None
+    ) -> tuple[int, LogScan]:
+        scan = LogScan()
+        env = build_env(self.cache, self.work_root)
+        with log.open("a") as out:
+            out.write(f"$ {shlex.join(args)}\n")
+            out.flush()
+            proc = subprocess.Popen(
+                args,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                env=env,
+                text=True,
+                errors="replace",
+            )
+            assert proc.stdout is not None
+            try:
+                for line in proc.stdout:
+                    out.write(line)
+                    scan.feed(line)
+                    if on_line:
+                        on_line(line.rstrip())
+            finally:
+                rc = proc.wait()
+        return rc, scan
+
+    def configure(self, log: Path) -> list[Mismatch]:
+        """Write .config from the base target and fragments; return surviving-symbol problems."""
+        bdir = self.build_dir
+        marker = bdir / ".kbulk-config"
+        dotconfig = bdir / ".config"
+        if (
+            marker.is_file()
+            and marker.read_text().strip() == self.request.digest
+            and dotconfig.exists()
+        ):
+            return verify(self.request, dotconfig.read_text())
+        bdir.mkdir(parents=True, exist_ok=True)
+        fragment = bdir / "kbulk.fragment"
+        fragment.write_text(self.request.fragment_text())
+        steps = [
+            self.make_args(self.request.base_target),
+            [
+                str(self.tree.path / "scripts/kconfig/merge_config.sh"),
+                "-m",
+                "-O",
+                str(bdir),
+                str(dotconfig),
+                str(fragment),
+            ],
+            self.make_args("olddefconfig"),
+        ]
+        for args in steps:
+            rc, _ = self._run(args, log)
+            if rc != 0:
+                raise BuildError(f"configuring failed at `{shlex.join(args)}`; see {log}")
+        problems = verify(self.request, dotconfig.read_text())
+        if not problems:
+            marker.write_text(self.request.digest + "\n")
+        return problems
+
+    def build(self, on_line: Callable[[str], None] | None = None) -> BuildResult:
+        start = time.monotonic()
+        bdir = self.build_dir
+        bdir.mkdir(parents=True, exist_ok=True)
+        log = bdir / "build.log"
+        log.write_text("")
+        targets = [self.arch.image_target, "vmlinux"]
+        result = BuildResult(self.arch.name, False, bdir, log, 0.0)
+        result.reproducer = shlex.join(self.make_args(*targets))
+        try:
+            mismatches = self.configure(log)
+        except BuildError as e:
+            result.stage, result.first_error = "config", str(e)
+            result.duration = time.monotonic() - start
+            return result
+        if mismatches:
+            result.stage = "config"
+            result.config_mismatches = mismatches
+            result.duration = time.monotonic() - start
+            return result
+        if "CONFIG_MODULES=y" in (bdir / ".config").read_text():
+            targets.append("modules")
+        rc, scan = self._run(self.make_args(*targets), log, on_line)
+        result.duration = time.monotonic() - start
+        result.warnings, result.errors, result.first_error = (
+            scan.warnings,
+            scan.errors,
+            scan.first_error,
+        )
+        image = bdir / self.arch.image
+        if rc == 0 and image.is_file():
+            result.ok = True
+            result.image = image
+            result.vmlinux = bdir / "vmlinux"
+        elif rc == 0:
+            result.first_error = f"make succeeded but {self.arch.image} is missing"
+        elif not result.first_error:
+            result.first_error = f"make exited with {rc}"
+        return result
+
+    def build_external_modules(
+        self, source_dir: Path, log: Path, on_line: Callable[[str], None] | None = None
+    ) -> tuple[list[Path], LogScan, int]:
+        """Build the out-of-tree modules in source_dir against this kernel.
+
+        The sources are copied into the build directory first: kbuild writes
+        its objects next to the sources, and the repository stays clean.
+        """
+        dest = self.build_dir / "kbulk-modules"
+        dest.mkdir(parents=True, exist_ok=True)
+        for f in source_dir.iterdir():
+            if f.is_file() and (f.suffix in {".c", ".h"} or f.name in {"Makefile", "Kbuild"}):
+                target = dest / f.name
+                if not target.exists() or target.read_bytes() != f.read_bytes():
+                    shutil.copy2(f, target)
+        args = ["make", "-C", str(self.build_dir), f"M={dest}", *self.arch.make_vars()]
+        if self.use_ccache and shutil.which("ccache"):
+            args.append(f"CC=ccache {self.arch.cross_prefix_for_host()}gcc")
+        args += [f"-j{self.jobs}", "modules"]
+        rc, scan = self._run(args, log, on_line)
+        return sorted(dest.glob("*.ko")), scan, rc

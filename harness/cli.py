@@ -1,0 +1,249 @@
+"""kbulk command line: arguments only; the work happens in the pipeline modules."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+
+from harness import doctor as doctor_mod
+from harness.accel import probe_cache
+from harness.analyze import analyze
+from harness.arch import ARCHES
+from harness.kconfig import KconfigError
+from harness.patches import PatchError
+from harness.paths import REPO_ROOT, cache_root
+from harness.pipeline import Pipeline, RunOptions, validate_suites
+from harness.progress import Reporter
+from harness.results import EXIT_CODES, ArchRun, RunStatus, write_json, write_junit
+from harness.source import SourceError
+from harness.spec import SpecError, load_spec
+
+DEFAULT_SPEC = REPO_ROOT / "configs" / "default.yaml"
+
+DESCRIPTION = """\
+Build, boot and test Linux kernels with a patch series under QEMU.
+
+  kbulk run                 the main job: Linux 7.2 + patches/v7.2, x86_64 and
+                            arm64, KUnit suites and test modules, results in
+                            results/<timestamp>-<id>/ (console logs, results.json,
+                            junit.xml)
+  kbulk run --arch x86_64 --suites 'page_alloc_bulk*'
+                            one architecture, a KUnit glob
+  kbulk run --no-series     the baseline kernel
+  kbulk parse console.log   results from a saved console log
+  kbulk doctor              what this host lacks, and whether KVM really works
+
+Exit status: 0 pass, 1 test failure, 3 kernel crash, 4 timeout/hang,
+5 build failure, 6 config error, 7 patch failure, 8 infrastructure error,
+9 no tests ran, 2 usage error.
+"""
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run",
+        help="build, boot and test (the main job)",
+        description="Obtain the source, apply the series, build, boot under QEMU and test.",
+    )
+    p.add_argument(
+        "--spec",
+        type=Path,
+        default=DEFAULT_SPEC,
+        help="run definition (YAML); default: %(default)s",
+    )
+    p.add_argument(
+        "--arch",
+        action="append",
+        choices=sorted(ARCHES),
+        dest="arches",
+        help="architecture to run (repeatable); default: the run definition's",
+    )
+    p.add_argument(
+        "--source",
+        type=Path,
+        help="kernel source instead of the Debian package: a kernel tree or a tarball",
+    )
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--series", type=Path, help="patch series directory (quilt 'series' file)")
+    group.add_argument("--no-series", action="store_true", help="build the unpatched baseline")
+    p.add_argument("--suites", help="KUnit suite glob (kunit.filter_glob), e.g. 'page_alloc_bulk*'")
+    p.add_argument("--no-modules", action="store_true", help="skip the out-of-tree test modules")
+    p.add_argument(
+        "--accel",
+        choices=["auto", "kvm", "tcg"],
+        default="auto",
+        help="auto: KVM only if a probe boot proves it works (default)",
+    )
+    p.add_argument(
+        "--results",
+        type=Path,
+        default=Path("results"),
+        help="directory for per-run result directories; default: %(default)s",
+    )
+    p.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="parallel make jobs; default: %(default)s",
+    )
+    p.add_argument(
+        "--cmdline",
+        action="append",
+        default=[],
+        help="extra kernel command-line argument (repeatable)",
+    )
+    p.add_argument("--timeout", type=float, help="overall seconds per boot (overrides the spec)")
+    p.add_argument("--quiet", action="store_true", help="only the summary")  # fmt: skip
+
+
+def _add_parse(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("parse", help="results from a saved console log (like `kunit.py parse`)")
+    p.add_argument("log", type=Path, help="console log file, or - for standard input")
+    p.add_argument("--arch", default="unknown", help="architecture label for the results")
+    p.add_argument("--json", type=Path, help="write results.json here")
+    p.add_argument("--junit", type=Path, help="write JUnit XML here")
+
+
+def _add_doctor(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("doctor", help="check host tools and KVM")
+    p.add_argument("--arch", action="append", choices=sorted(ARCHES), dest="arches")
+    p.add_argument("--forget-kvm", action="store_true", help="forget cached KVM probe verdicts")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kbulk", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_run(sub)
+    _add_parse(sub)
+    _add_doctor(sub)
+    return parser
+
+
+def _sigterm_as_exit(signum: int, frame: object) -> None:
+    # Turn SIGTERM into SystemExit so finally blocks (which kill QEMU) run.
+    raise SystemExit(128 + signum)
+
+
+def cmd_run(args: argparse.Namespace, reporter: Reporter) -> int:
+    try:
+        spec = load_spec(args.spec, REPO_ROOT)
+        suites = validate_suites(args.suites) if args.suites else None
+    except (SpecError, ValueError) as e:
+        reporter.error(str(e))
+        return 2
+    if args.timeout:
+        spec.boot.timeout = args.timeout
+    opts = RunOptions(
+        spec=spec,
+        results_root=args.results,
+        cache=cache_root(),
+        source_override=args.source,
+        series_override=args.series,
+        no_series=args.no_series,
+        arches=args.arches or [],
+        suites=suites,
+        accel=args.accel,
+        jobs=args.jobs,
+        extra_cmdline=args.cmdline,
+        modules=not args.no_modules,
+        argv=sys.argv,
+    )
+    try:
+        results, status = Pipeline(opts, reporter).run()
+    except (KconfigError, PatchError, SourceError) as e:
+        reporter.error(str(e))
+        return EXIT_CODES[RunStatus.INFRA_ERROR]
+    _print_summary(reporter, results.runs)
+    reporter.info(f"results: {results.path} (results.json, junit.xml)")
+    return EXIT_CODES[status]
+
+
+def _print_summary(reporter: Reporter, runs: list[ArchRun]) -> None:
+    reporter.info("")
+    for run in runs:
+        accel = f" [{run.accelerator}]" if run.accelerator else ""
+        reporter.info(
+            f"{run.arch:8} {run.kernel}{accel}: {run.status.value.upper()} — {run.message}"
+        )
+        for crash in run.crashes:
+            where = f" in {crash.test}" if crash.test else ""
+            reporter.info(
+                f"         {crash.kind}{where}: {crash.title} (console line {crash.line})"
+            )
+
+
+def cmd_parse(args: argparse.Namespace, reporter: Reporter) -> int:
+    try:
+        text = sys.stdin.read() if str(args.log) == "-" else args.log.read_text(errors="replace")
+    except OSError as e:
+        reporter.error(f"{args.log}: {e.strerror}")
+        return 2
+    lines = text.splitlines()
+    found = analyze(lines, None, [])
+    run = ArchRun(
+        args.arch, "unknown", found.status, ktap=found.ktap, crashes=found.crashes,
+        metrics=found.metrics, message=found.message,
+        console_log=str(args.log),
+    )  # fmt: skip
+    meta = {"command_line": sys.argv, "parsed_log": str(args.log)}
+    if args.json:
+        write_json(args.json, [run], meta)
+    if args.junit:
+        write_junit(args.junit, [run])
+    _print_tree(reporter, run)
+    _print_summary(reporter, [run])
+    return EXIT_CODES[found.status]
+
+
+def _print_tree(reporter: Reporter, run: ArchRun) -> None:
+    if run.ktap is None:
+        return
+    for path, node in run.ktap.root.walk():
+        if not path:
+            continue
+        indent = "  " * (len(path) - 1)
+        directive = f" # {node.directive}" if node.directive else ""
+        reporter.info(f"{indent}[{node.status.value.upper():7}] {path[-1]}{directive}")
+
+
+def cmd_doctor(args: argparse.Namespace, reporter: Reporter) -> int:
+    arches = args.arches or sorted(ARCHES)
+    probes = probe_cache(cache_root())
+    if args.forget_kvm:
+        probes.verdicts.clear()
+        probes.path.unlink(missing_ok=True)
+    checks = doctor_mod.host_checks(arches)
+    for check in checks:
+        mark = "ok     " if check.ok else "MISSING"
+        detail = f" ({check.detail})" if check.detail else ""
+        reporter.info(f"[{mark}] {check.what}{detail}")
+    reporter.info(doctor_mod.kvm_summary(probes.verdicts))
+    reporter.info(f"cache: {cache_root()} (set KBULK_CACHE to move it)")
+    line = doctor_mod.install_line(checks)
+    required_missing = [c for c in checks if not c.ok and "optional" not in c.what]
+    if line:
+        reporter.info(f"install what is missing with:\n  {line}")
+    return EXIT_CODES[RunStatus.INFRA_ERROR] if required_missing else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    reporter = Reporter(quiet=getattr(args, "quiet", False))
+    signal.signal(signal.SIGTERM, _sigterm_as_exit)
+    handlers = {"run": cmd_run, "parse": cmd_parse, "doctor": cmd_doctor}
+    try:
+        return handlers[args.command](args, reporter)
+    except KeyboardInterrupt:
+        reporter.error("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,133 @@
+"""Drive a QEMU guest's serial console with pexpect.
+
+Every console line is appended to the log file as it arrives, so a harness
+crash or a Ctrl-C never loses what the guest printed. Two clocks guard the
+boot: an overall deadline and an inactivity timeout (a hung guest prints
+nothing). QEMU is always gone when `run_console` returns or raises: it is
+killed in a finally block, and PR_SET_PDEATHSIG kills it if the harness
+itself is killed.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import re
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+import pexpect
+
+_PR_SET_PDEATHSIG = 1
+DONE_MARKER = "kbulk-init: done"
+_PANIC = re.compile(r"Kernel panic - not syncing")
+# After the guest said it is done (or panicked), QEMU should exit within this.
+_EXIT_GRACE_SECONDS = 30.0
+
+
+class ExitReason(StrEnum):
+    COMPLETED = "completed"  # init ran its plan and rebooted
+    GUEST_EXIT = "guest_exit"  # QEMU ended without init finishing (panic, reboot)
+    TIMEOUT = "timeout"  # overall deadline passed
+    INACTIVITY = "inactivity"  # the guest printed nothing for too long
+    QEMU_ERROR = "qemu_error"  # QEMU failed to start or exited with an error
+    MARKER = "marker"  # the caller's stop pattern was seen (probe boots)
+
+
+@dataclass
+class ConsoleResult:
+    reason: ExitReason
+    lines: list[str]
+    duration: float
+    qemu_exit_status: int | None = None
+    saw_done: bool = False
+    first_output_after: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except OSError:
+        pass
+
+
+def run_console(
+    argv: list[str],
+    log_path: Path,
+    overall_timeout: float,
+    inactivity_timeout: float,
+    stop_pattern: re.Pattern[str] | None = None,
+    on_line: Callable[[str], None] | None = None,
+) -> ConsoleResult:
+    start = time.monotonic()
+    deadline = start + overall_timeout
+    lines: list[str] = []
+    result = ConsoleResult(ExitReason.GUEST_EXIT, lines, 0.0)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("w", encoding="utf-8", errors="replace") as log:
+        child = pexpect.spawn(
+            argv[0],
+            argv[1:],
+            encoding="utf-8",
+            codec_errors="replace",
+            echo=False,
+            preexec_fn=_die_with_parent,
+            dimensions=(50, 250),
+        )
+        try:
+            finish_by: float | None = None  # set once done/panic was seen
+            while True:
+                now = time.monotonic()
+                limit = deadline if finish_by is None else min(deadline, finish_by)
+                if now >= limit:
+                    if finish_by is not None and now >= finish_by:
+                        result.notes.append("QEMU did not exit after the guest finished")
+                        break
+                    result.reason = ExitReason.TIMEOUT
+                    break
+                wait = min(inactivity_timeout, limit - now)
+                index = child.expect(["\n", pexpect.EOF, pexpect.TIMEOUT], timeout=wait)
+                if index == 0:
+                    line = child.before.rstrip("\r")
+                    if result.first_output_after is None:
+                        result.first_output_after = time.monotonic() - start
+                    lines.append(line)
+                    log.write(line + "\n")
+                    log.flush()
+                    if on_line:
+                        on_line(line)
+                    if DONE_MARKER in line:
+                        result.saw_done = True
+                        finish_by = time.monotonic() + _EXIT_GRACE_SECONDS
+                    elif _PANIC.search(line) and finish_by is None:
+                        finish_by = time.monotonic() + _EXIT_GRACE_SECONDS
+                    if stop_pattern is not None and stop_pattern.search(line):
+                        result.reason = ExitReason.MARKER
+                        break
+                elif index == 1:
+                    tail = (child.before or "").rstrip("\r\n")
+                    if tail:
+                        lines.append(tail)
+                        log.write(tail + "\n")
+                    break
+                else:
+                    if finish_by is None and time.monotonic() < deadline:
+                        result.reason = ExitReason.INACTIVITY
+                        break
+        finally:
+            if child.isalive():
+                child.terminate(force=True)
+            child.close(force=True)
+        result.qemu_exit_status = child.exitstatus
+        if result.reason == ExitReason.GUEST_EXIT:
+            if result.saw_done:
+                result.reason = ExitReason.COMPLETED
+            elif child.exitstatus not in (0, None) and not lines:
+                result.reason = ExitReason.QEMU_ERROR
+        result.duration = time.monotonic() - start
+    return result

@@ -1,0 +1,171 @@
+"""Find kernel crash reports in a console log and say which test was running.
+
+Pure functions over console lines; the patterns follow what LAVA/TuxRun and
+syzkaller look for. One incident (e.g. BUG -> Oops -> panic) is reported once,
+with the most severe kind it reached.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from harness.results import CrashReport
+
+# printk prefixes: "[    1.234567] ", "<4>[ 1.2] ", or nothing.
+_PREFIX = re.compile(r"^(?:<\d+>)?(?:\[\s*\d+\.\d+\]\s?)?(?:\[\s*[CT]\d+\]\s?)?")
+
+# (kind, pattern) in order of severity; the first match names the kind.
+_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
+    ("panic", re.compile(r"Kernel panic - not syncing")),
+    ("kasan", re.compile(r"BUG: KASAN: ")),
+    ("kfence", re.compile(r"BUG: KFENCE: ")),
+    ("soft_lockup", re.compile(r"BUG: soft lockup")),
+    ("hard_lockup", re.compile(r"Watchdog detected hard LOCKUP")),
+    ("hung_task", re.compile(r"INFO: task \S+ blocked for more than")),
+    ("rcu_stall", re.compile(r"rcu: INFO: \S+ (?:self-)?detected stalls?")),
+    ("bug", re.compile(r"kernel BUG at |BUG: (?!KASAN|KFENCE|soft lockup)")),
+    (
+        "oops",
+        re.compile(r"Oops: |Internal error: Oops|Unable to handle kernel|general protection fault"),
+    ),
+    ("ubsan", re.compile(r"UBSAN: ")),
+    ("warning", re.compile(r"WARNING: (?:CPU: \d+ PID: \d+ at|at )")),
+]
+_SEVERITY = {kind: i for i, (kind, _) in enumerate(_PATTERNS)}
+_CUT_HERE = re.compile(r"-+\[ cut here \]-+")
+_END = re.compile(r"---\[ end (?:trace|Kernel panic)")
+_MAX_REPORT_LINES = 200
+_PANIC_FOLLOWS_LINES = 10
+
+_SUBTEST = re.compile(r"^(\s*)# Subtest: (\S+)")
+_RESULT = re.compile(r"^(\s*)(?:not )?ok (\d+)(?: (?:- )?([^#]*?))?\s*(?:#.*)?$")
+_STEP_BEGIN = re.compile(r"kbulk-init: step begin insmod (\S+)")
+_STEP_END = re.compile(r"kbulk-init: step end insmod (\S+)")
+
+
+def strip_prefix(line: str) -> str:
+    return _PREFIX.sub("", line.rstrip("\r\n"), count=1)
+
+
+def classify_line(text: str) -> str | None:
+    for kind, pattern in _PATTERNS:
+        if pattern.search(text):
+            return kind
+    return None
+
+
+@dataclass
+class _Suite:
+    indent: int
+    name: str
+    last_case: int = 0
+
+
+@dataclass
+class TestTracker:
+    """Follows KTAP framing (and the guest init's step markers) line by line."""
+
+    suites: list[_Suite] = field(default_factory=list)
+    module: str | None = None
+
+    def feed(self, text: str) -> None:
+        if m := _STEP_BEGIN.search(text):
+            self.module = m.group(1)
+            return
+        if _STEP_END.search(text):
+            self.module = None
+            return
+        if m := _SUBTEST.match(text):
+            indent = len(m.group(1))
+            while self.suites and self.suites[-1].indent >= indent:
+                self.suites.pop()
+            self.suites.append(_Suite(indent, m.group(2)))
+            return
+        if m := _RESULT.match(text):
+            indent = len(m.group(1))
+            while self.suites and self.suites[-1].indent > indent:
+                self.suites.pop()
+            if self.suites and self.suites[-1].indent == indent:
+                self.suites[-1].last_case = int(m.group(2))
+
+    def current(self) -> str | None:
+        if self.suites:
+            path = ".".join(s.name for s in self.suites)
+            return f"{path}.<case #{self.suites[-1].last_case + 1}>"
+        if self.module:
+            return f"module:{self.module}"
+        return None
+
+
+@dataclass
+class _Open:
+    kind: str
+    title: str
+    line: int
+    test: str | None
+    lines: list[str]
+
+
+def find_crashes(console_lines: list[str]) -> list[CrashReport]:
+    """Return one CrashReport per incident, in console order."""
+    reports: list[CrashReport] = []
+    tracker = TestTracker()
+    current: _Open | None = None
+    pending_cut: tuple[int, str] | None = None  # "cut here" seen, title not yet
+
+    def close() -> None:
+        nonlocal current
+        if current is None:
+            return
+        previous = reports[-1] if reports else None
+        # "Kernel panic - not syncing: Fatal exception" right after an oops
+        # is the same incident: keep the root cause's title, escalate its kind.
+        if (
+            previous is not None
+            and current.kind == "panic"
+            and current.line - (previous.line + len(previous.excerpt)) <= _PANIC_FOLLOWS_LINES
+        ):
+            previous.kind = "panic"
+            previous.excerpt.extend(current.lines)
+        else:
+            reports.append(
+                CrashReport(
+                    kind=current.kind,
+                    title=current.title,
+                    test=current.test,
+                    line=current.line,
+                    excerpt=current.lines,
+                )
+            )
+        current = None
+
+    for index, raw in enumerate(console_lines, start=1):
+        text = strip_prefix(raw)
+        kind = classify_line(text)
+        if current is not None:
+            current.lines.append(text)
+            if kind and _SEVERITY[kind] < _SEVERITY[current.kind]:
+                current.kind = kind
+                if kind == "panic":
+                    current.title = text.strip()
+            if _END.search(text) or len(current.lines) >= _MAX_REPORT_LINES:
+                close()
+            continue
+        if _CUT_HERE.search(text):
+            pending_cut = (index, text)
+            continue
+        if kind:
+            lines = [text]
+            start = index
+            if pending_cut and index - pending_cut[0] <= 2:
+                lines = [pending_cut[1], text]
+                start = pending_cut[0]
+            current = _Open(kind, text.strip(), start, tracker.current(), lines)
+            pending_cut = None
+            if kind == "panic" and "end Kernel panic" in text:
+                close()
+            continue
+        tracker.feed(text)
+    close()
+    return reports

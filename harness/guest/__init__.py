@@ -1,0 +1,1 @@
+"""The guest side: the static init program and the initramfs that carries it."""

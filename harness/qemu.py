@@ -1,0 +1,107 @@
+"""QEMU command lines and the accelerator decision.
+
+KVM is used only after a real probe boot reached the guest's init within a
+few seconds: on hosts with broken nested virtualisation /dev/kvm opens fine
+and KVM_CREATE_VM succeeds, but the guest hangs before printing anything.
+The verdict is cached per host, QEMU binary and architecture.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness.arch import Arch
+from harness.atomic import write_text_atomic
+
+
+class Accel:
+    KVM = "kvm"
+    TCG = "tcg"
+
+
+@dataclass(frozen=True)
+class BootSpec:
+    kernel: Path
+    initramfs: Path
+    cmdline: list[str]
+    memory: str = "1G"
+    smp: int = 2
+
+
+@dataclass(frozen=True)
+class QemuCommand:
+    argv: list[str]
+    accel: str
+
+    def __str__(self) -> str:
+        import shlex
+
+        return shlex.join(self.argv)
+
+
+def qemu_command(arch: Arch, boot: BootSpec, accel: str) -> QemuCommand:
+    machine = arch.qemu_machine_kvm if accel == Accel.KVM else arch.qemu_machine_tcg
+    cmdline = [f"console={arch.console}", *boot.cmdline]
+    argv = [
+        arch.qemu_binary,
+        *machine,
+        "-m", boot.memory,
+        "-smp", str(boot.smp),
+        "-nographic",
+        "-no-reboot",  # the guest's reboot (and a panic with panic=-1) ends QEMU
+        "-nodefaults",
+        "-serial", "stdio",
+        "-kernel", str(boot.kernel),
+        "-initrd", str(boot.initramfs),
+        "-append", " ".join(cmdline),
+        *arch.qemu_extra,
+    ]  # fmt: skip
+    return QemuCommand(argv, accel)
+
+
+def qemu_version(binary: str) -> str:
+    path = shutil.which(binary)
+    if path is None:
+        return "missing"
+    proc = subprocess.run([path, "--version"], capture_output=True, text=True, check=False)
+    return proc.stdout.splitlines()[0] if proc.stdout else "unknown"
+
+
+def kvm_device_usable() -> tuple[bool, str]:
+    try:
+        fd = os.open("/dev/kvm", os.O_RDWR | os.O_CLOEXEC)
+    except OSError as e:
+        return False, f"/dev/kvm: {e.strerror}"
+    os.close(fd)
+    return True, "/dev/kvm opens"
+
+
+@dataclass
+class ProbeCache:
+    path: Path
+    verdicts: dict[str, dict] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> ProbeCache:
+        try:
+            return cls(path, json.loads(path.read_text()))
+        except (OSError, ValueError):
+            return cls(path)
+
+    @staticmethod
+    def key(arch: Arch) -> str:
+        uname = platform.uname()
+        return "|".join([uname.node, uname.release, arch.name, qemu_version(arch.qemu_binary)])
+
+    def get(self, arch: Arch) -> dict | None:
+        return self.verdicts.get(self.key(arch))
+
+    def put(self, arch: Arch, verdict: dict) -> None:
+        self.verdicts[self.key(arch)] = verdict
+        write_text_atomic(self.path, json.dumps(self.verdicts, indent=2, sort_keys=True) + "\n")

@@ -1,0 +1,214 @@
+"""YAML run definitions -> typed RunSpec.
+
+Every error names the file, the line and the key, and says what is allowed,
+so a typo in a run definition is a one-line fix rather than a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from harness.arch import ARCHES
+from harness.source import DebianPackage
+
+
+class SpecError(ValueError):
+    pass
+
+
+class _Map(dict):
+    """A mapping that remembers the line of each key (1-based)."""
+
+    line: int = 0
+    key_lines: dict[str, int]
+
+
+class _LineLoader(yaml.SafeLoader):
+    pass
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _Map:
+    loader.flatten_mapping(node)
+    result = _Map()
+    result.line = node.start_mark.line + 1
+    result.key_lines = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        result[key] = loader.construct_object(value_node, deep=True)
+        result.key_lines[str(key)] = key_node.start_mark.line + 1
+    return result
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+@dataclass
+class ModuleLoad:
+    name: str
+    params: list[str] = field(default_factory=list)
+
+
+@dataclass
+class BootOptions:
+    memory: str = "1G"
+    smp: int = 2
+    cmdline: list[str] = field(default_factory=lambda: ["panic=-1"])
+    timeout: float = 1200.0  # overall seconds per boot
+    inactivity_timeout: float = 300.0  # seconds without console output
+
+
+@dataclass
+class RunSpec:
+    name: str
+    path: Path  # the YAML file this came from
+    debian: DebianPackage | None
+    series: Path | None
+    arches: list[str]
+    config_base: str = "tinyconfig"
+    fragments: list[Path] = field(default_factory=list)
+    arch_fragments: dict[str, list[Path]] = field(default_factory=dict)
+    kunit_filter: str | None = None
+    modules_dir: Path | None = None
+    modules: list[ModuleLoad] = field(default_factory=list)
+    boot: BootOptions = field(default_factory=BootOptions)
+
+
+class _Reader:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def fail(self, where: _Map | None, key: str | None, message: str) -> SpecError:
+        line = where.key_lines.get(key, where.line) if (where is not None and key) else None
+        if line is None and where is not None:
+            line = where.line
+        loc = f"{self.path}:{line}" if line else str(self.path)
+        return SpecError(f"{loc}: {key + ': ' if key else ''}{message}")
+
+    def mapping(self, data: Any, parent: _Map | None, key: str, allowed: set[str]) -> _Map:
+        if not isinstance(data, _Map):
+            raise self.fail(parent, key, f"expected a mapping, got {type(data).__name__}")
+        unknown = set(map(str, data)) - allowed
+        if unknown:
+            bad = sorted(unknown)[0]
+            raise self.fail(data, bad, f"unknown key; allowed here: {', '.join(sorted(allowed))}")
+        return data
+
+    def typed(self, data: _Map, key: str, kind: type | tuple[type, ...], default: Any) -> Any:
+        if key not in data:
+            return default
+        value = data[key]
+        if not isinstance(value, kind) or (isinstance(value, bool) and kind is not bool):
+            names = kind.__name__ if isinstance(kind, type) else "/".join(k.__name__ for k in kind)
+            raise self.fail(data, key, f"expected {names}, got {value!r}")
+        return value
+
+    def str_list(self, data: _Map, key: str) -> list[str]:
+        value = self.typed(data, key, list, [])
+        for item in value:
+            if not isinstance(item, str | int | float) or isinstance(item, bool):
+                raise self.fail(data, key, f"expected a list of strings, got item {item!r}")
+        return [str(v) for v in value]
+
+
+def _resolve(base: Path, value: str) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else (base / p).resolve()
+
+
+TOP_KEYS = {"name", "source", "series", "arches", "config", "kunit", "modules", "boot"}
+
+
+def load_spec(path: Path, repo_root: Path) -> RunSpec:
+    """Load a run definition; relative paths are relative to the repository root."""
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise SpecError(f"{path}: cannot read run definition: {e.strerror}") from e
+    try:
+        data = yaml.load(text, Loader=_LineLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise SpecError(f"{where}: invalid YAML: {getattr(e, 'problem', e)}") from e
+    r = _Reader(path)
+    if data is None:
+        raise SpecError(f"{path}: empty run definition")
+    top = r.mapping(data, None, "", TOP_KEYS)
+    spec = RunSpec(
+        name=r.typed(top, "name", str, path.stem),
+        path=path,
+        debian=None,
+        series=None,
+        arches=r.str_list(top, "arches") or list(ARCHES),
+    )
+    for arch in spec.arches:
+        if arch not in ARCHES:
+            raise r.fail(
+                top, "arches", f"unknown architecture {arch!r}; known: {', '.join(ARCHES)}"
+            )
+
+    if "source" in top:
+        source = r.mapping(top["source"], top, "source", {"debian"})
+        if "debian" in source:
+            deb = r.mapping(
+                source["debian"], source, "debian", {"package", "version", "suite", "sha256"}
+            )
+            for required in ("package", "version", "suite"):
+                if required not in deb:
+                    raise r.fail(deb, None, f"source.debian needs '{required}'")
+            spec.debian = DebianPackage(
+                package=r.typed(deb, "package", str, ""),
+                version=str(deb["version"]),
+                suite=r.typed(deb, "suite", str, ""),
+                sha256=r.typed(deb, "sha256", str, None),
+            )
+    series = r.typed(top, "series", (str, type(None)), None)
+    spec.series = _resolve(repo_root, series) if series else None
+
+    if "config" in top:
+        cfg = r.mapping(top["config"], top, "config", {"base", "fragments", "arch_fragments"})
+        spec.config_base = r.typed(cfg, "base", str, "tinyconfig")
+        spec.fragments = [_resolve(repo_root, f) for f in r.str_list(cfg, "fragments")]
+        if "arch_fragments" in cfg:
+            per_arch = r.mapping(cfg["arch_fragments"], cfg, "arch_fragments", set(ARCHES))
+            spec.arch_fragments = {
+                a: [_resolve(repo_root, f) for f in r.str_list(per_arch, a)] for a in per_arch
+            }
+        for frag in [*spec.fragments, *(f for fs in spec.arch_fragments.values() for f in fs)]:
+            if not frag.is_file():
+                raise r.fail(cfg, "fragments", f"config fragment {frag} does not exist")
+
+    if "kunit" in top:
+        kunit = r.mapping(top["kunit"], top, "kunit", {"filter_glob"})
+        spec.kunit_filter = r.typed(kunit, "filter_glob", (str, type(None)), None)
+
+    if "modules" in top:
+        mods = r.mapping(top["modules"], top, "modules", {"dir", "load"})
+        spec.modules_dir = _resolve(repo_root, r.typed(mods, "dir", str, "kselftests"))
+        for item in r.typed(mods, "load", list, []):
+            if isinstance(item, str):
+                spec.modules.append(ModuleLoad(item))
+                continue
+            entry = r.mapping(item, mods, "load", {"name", "params"})
+            if "name" not in entry:
+                raise r.fail(entry, None, "modules.load entry needs 'name'")
+            spec.modules.append(
+                ModuleLoad(r.typed(entry, "name", str, ""), r.str_list(entry, "params"))
+            )
+
+    if "boot" in top:
+        boot = r.mapping(
+            top["boot"], top, "boot", {"memory", "smp", "cmdline", "timeout", "inactivity_timeout"}
+        )
+        spec.boot = BootOptions(
+            memory=str(r.typed(boot, "memory", (str, int), "1G")),
+            smp=r.typed(boot, "smp", int, 2),
+            cmdline=r.str_list(boot, "cmdline") if "cmdline" in boot else ["panic=-1"],
+            timeout=float(r.typed(boot, "timeout", (int, float), 1200)),
+            inactivity_timeout=float(r.typed(boot, "inactivity_timeout", (int, float), 300)),
+        )
+    return spec
