@@ -36,7 +36,7 @@ _SEVERITY = {kind: i for i, (kind, _) in enumerate(_PATTERNS)}
 _CUT_HERE = re.compile(r"-+\[ cut here \]-+")
 _END = re.compile(r"---\[ end (?:trace|Kernel panic)")
 _MAX_REPORT_LINES = 200
-_PANIC_FOLLOWS_LINES = 10
+_PANIC_FOLLOWS_LINES = 40  # x86 repeats the register dump after "end trace"
 
 _SUBTEST = re.compile(r"^(\s*)# Subtest: (\S+)")
 _RESULT = re.compile(r"^(\s*)(?:not )?ok (\d+)(?: (?:- )?([^#]*?))?\s*(?:#.*)?$")
@@ -63,7 +63,7 @@ class _Suite:
 
 
 @dataclass
-class TestTracker:
+class RunningTestTracker:
     """Follows KTAP framing (and the guest init's step markers) line by line."""
 
     suites: list[_Suite] = field(default_factory=list)
@@ -110,7 +110,7 @@ class _Open:
 def find_crashes(console_lines: list[str]) -> list[CrashReport]:
     """Return one CrashReport per incident, in console order."""
     reports: list[CrashReport] = []
-    tracker = TestTracker()
+    tracker = RunningTestTracker()
     current: _Open | None = None
     pending_cut: tuple[int, str] | None = None  # "cut here" seen, title not yet
 

@@ -33,14 +33,14 @@ class PatchError(RuntimeError):
 class Series:
     directory: Path
     patches: list[Path]
+    digest: str  # sha256 over the ordered patch names and contents, taken at load time
 
-    @property
-    def digest(self) -> str:
-        """sha256 over the ordered patch names and contents."""
-        h = hashlib.sha256()
-        for p in self.patches:
-            h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
-        return h.hexdigest()
+
+def series_digest(patches: list[Path]) -> str:
+    h = hashlib.sha256()
+    for p in patches:
+        h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
+    return h.hexdigest()
 
 
 def load_series(directory: Path) -> Series:
@@ -60,7 +60,7 @@ def load_series(directory: Path) -> Series:
                 f"{series_file}:{lineno}: patch {name!r} does not exist in {directory}"
             )
         patches.append(path)
-    return Series(directory, patches)
+    return Series(directory, patches, series_digest(patches))
 
 
 @dataclass(frozen=True)

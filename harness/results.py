@@ -382,7 +382,11 @@ def results_document(runs: Sequence[ArchRun], meta: Mapping[str, Any]) -> dict[s
 def write_json(
     path: str | os.PathLike[str], runs: Sequence[ArchRun], meta: Mapping[str, Any]
 ) -> None:
-    """Write results.json atomically (serialised fully before the file is touched)."""
+    """Write results.json atomically (serialised fully before the file is touched).
+
+    Values in ``details`` that JSON cannot represent are written as ``str()`` (so
+    they do not round-trip exactly); NaN/inf in durations raise ValueError.
+    """
     text = json.dumps(results_document(runs, meta), indent=2, allow_nan=False, default=str)
     atomic_write_text(path, text + "\n")
 

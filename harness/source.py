@@ -54,7 +54,7 @@ def kernel_version_of(tree: Path) -> str:
         raise SourceError(f"{tree} is not a kernel tree: cannot read {makefile}: {e}") from e
     fields = {}
     for key in ("VERSION", "PATCHLEVEL", "SUBLEVEL", "EXTRAVERSION"):
-        m = re.search(rf"^{key}\s*=\s*(\S*)", text, re.MULTILINE)
+        m = re.search(rf"^{key}[ \t]*=[ \t]*(\S*)", text, re.MULTILINE)
         fields[key] = m.group(1) if m else ""
     if not fields["VERSION"]:
         raise SourceError(f"{makefile} has no VERSION line: is {tree} a kernel tree?")

@@ -1,0 +1,47 @@
+from pathlib import Path
+
+from harness.arch import ARCHES, get_arch
+from harness.qemu import Accel, BootSpec, qemu_command
+
+BOOT = BootSpec(Path("/k/bzImage"), Path("/k/initrd"), ["panic=-1", "kunit.filter_glob=a*"])
+
+
+def test_x86_tcg_command() -> None:
+    cmd = qemu_command(get_arch("x86_64"), BOOT, Accel.TCG)
+    argv = cmd.argv
+    assert argv[0] == "qemu-system-x86_64"
+    assert argv[argv.index("-machine") + 1] == "pc,accel=tcg"
+    assert "-no-reboot" in argv
+    assert argv[argv.index("-append") + 1] == "console=ttyS0 panic=-1 kunit.filter_glob=a*"
+    assert argv[argv.index("-kernel") + 1] == "/k/bzImage"
+    assert argv[argv.index("-initrd") + 1] == "/k/initrd"
+
+
+def test_arm64_kvm_and_tcg_differ_only_in_machine() -> None:
+    arm = get_arch("arm64")
+    tcg = qemu_command(arm, BOOT, Accel.TCG).argv
+    kvm = qemu_command(arm, BOOT, Accel.KVM).argv
+    assert tcg[tcg.index("-cpu") + 1] == "max,pauth-impdef=on"
+    assert kvm[kvm.index("-cpu") + 1] == "host"
+    assert "console=ttyAMA0" in tcg[tcg.index("-append") + 1]
+    strip = {"-machine", "-cpu"}
+
+    def rest(argv: list[str]) -> list[str]:
+        out, skip = [], False
+        for a in argv:
+            if skip:
+                skip = False
+            elif a in strip:
+                skip = True
+            else:
+                out.append(a)
+        return out
+
+    assert rest(tcg) == rest(kvm)
+
+
+def test_every_arch_is_complete() -> None:
+    for arch in ARCHES.values():
+        assert arch.image.startswith("arch/")
+        assert arch.console and arch.kconfig and arch.host_machines
+        assert arch.make_vars()[0] == f"ARCH={arch.make_arch}"
