@@ -18,7 +18,7 @@ from harness.paths import REPO_ROOT, cache_root
 from harness.pipeline import Pipeline, RunOptions, validate_suites
 from harness.progress import Reporter
 from harness.results import EXIT_CODES, ArchRun, RunStatus, write_json, write_junit
-from harness.source import SourceError
+from harness.source import SourceError, from_debian
 from harness.spec import SpecError, load_spec
 
 DEFAULT_SPEC = REPO_ROOT / "configs" / "default.yaml"
@@ -114,6 +114,12 @@ def _add_doctor(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--forget-kvm", action="store_true", help="forget cached KVM probe verdicts")
 
 
+def _add_source(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("source", help="fetch and extract the pinned kernel source; print its path")
+    p.add_argument("--spec", type=Path, default=DEFAULT_SPEC,
+                   help="run definition naming the source; default: %(default)s")  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kbulk", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -122,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(sub)
     _add_parse(sub)
     _add_doctor(sub)
+    _add_source(sub)
     return parser
 
 
@@ -232,12 +239,26 @@ def cmd_doctor(args: argparse.Namespace, reporter: Reporter) -> int:
     return EXIT_CODES[RunStatus.INFRA_ERROR] if required_missing else 0
 
 
+def cmd_source(args: argparse.Namespace, reporter: Reporter) -> int:
+    try:
+        spec = load_spec(args.spec, REPO_ROOT)
+        if spec.debian is None:
+            reporter.error(f"{args.spec}: the run definition names no Debian source")
+            return 2
+        tree = from_debian(spec.debian, cache_root(), reporter.info)
+    except (SpecError, SourceError) as e:
+        reporter.error(str(e))
+        return EXIT_CODES[RunStatus.INFRA_ERROR]
+    print(tree.path)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     reporter = Reporter(quiet=getattr(args, "quiet", False))
     signal.signal(signal.SIGTERM, _sigterm_as_exit)
-    handlers = {"run": cmd_run, "parse": cmd_parse, "doctor": cmd_doctor}
+    handlers = {"run": cmd_run, "parse": cmd_parse, "doctor": cmd_doctor, "source": cmd_source}
     try:
         return handlers[args.command](args, reporter)
     except KeyboardInterrupt:

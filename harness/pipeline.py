@@ -82,10 +82,12 @@ def patched_tree(opts: RunOptions, source: SourceTree, reporter: Reporter) -> Pa
     return tree
 
 
-def config_request(opts: RunOptions, arch: Arch) -> ConfigRequest:
-    request = ConfigRequest(opts.spec.config_base)
+def config_request(opts: RunOptions, arch: Arch, tree: PatchedTree) -> ConfigRequest:
+    spec = opts.spec
+    request = ConfigRequest(spec.config_base)
     request.add_symbols(arch.kconfig, f"arch {arch.name}")
-    for fragment in [*opts.spec.fragments, *opts.spec.arch_fragments.get(arch.name, [])]:
+    series_only = spec.series_fragments if tree.series is not None else []
+    for fragment in [*spec.fragments, *series_only, *spec.arch_fragments.get(arch.name, [])]:
         request.add_fragment(fragment)
     return request
 
@@ -173,11 +175,13 @@ class Pipeline:
             run.message = str(e)
         return run
 
+    def builder(self, arch: Arch, tree: PatchedTree) -> KernelBuilder:
+        opts = self.opts
+        request = config_request(opts, arch, tree)
+        return KernelBuilder(tree, arch, request, opts.cache, opts.cache / "work", jobs=opts.jobs)
+
     def build_kernel(self, arch: Arch, tree: PatchedTree, run: ArchRun) -> BuildResult:
-        builder = KernelBuilder(
-            tree, arch, config_request(self.opts, arch), self.opts.cache, self.opts.cache / "work",
-            jobs=self.opts.jobs,
-        )  # fmt: skip
+        builder = self.builder(arch, tree)
         with self.reporter.step(f"build {arch.name}") as step:
             result = builder.build(on_line=step.activity)
             step.outcome = "ok" if result.ok else "FAILED"
@@ -205,10 +209,7 @@ class Pipeline:
         spec = self.opts.spec
         if not self.opts.modules or not spec.modules or spec.modules_dir is None:
             return []
-        builder = KernelBuilder(
-            tree, arch, config_request(self.opts, arch), self.opts.cache, self.opts.cache / "work",
-            jobs=self.opts.jobs,
-        )  # fmt: skip
+        builder = self.builder(arch, tree)
         log = build.build_dir / "modules.log"
         log.write_text("")
         with self.reporter.step(f"modules {arch.name}") as step:

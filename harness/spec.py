@@ -70,6 +70,9 @@ class RunSpec:
     arches: list[str]
     config_base: str = "tinyconfig"
     fragments: list[Path] = field(default_factory=list)
+    # Only with the series applied: symbols the series itself adds (its KUnit
+    # tests) do not exist in the baseline kernel.
+    series_fragments: list[Path] = field(default_factory=list)
     arch_fragments: dict[str, list[Path]] = field(default_factory=dict)
     kunit_filter: str | None = None
     modules_dir: Path | None = None
@@ -170,15 +173,20 @@ def load_spec(path: Path, repo_root: Path) -> RunSpec:
     spec.series = _resolve(repo_root, series) if series else None
 
     if "config" in top:
-        cfg = r.mapping(top["config"], top, "config", {"base", "fragments", "arch_fragments"})
+        config_keys = {"base", "fragments", "series_fragments", "arch_fragments"}
+        cfg = r.mapping(top["config"], top, "config", config_keys)
         spec.config_base = r.typed(cfg, "base", str, "tinyconfig")
         spec.fragments = [_resolve(repo_root, f) for f in r.str_list(cfg, "fragments")]
+        spec.series_fragments = [
+            _resolve(repo_root, f) for f in r.str_list(cfg, "series_fragments")
+        ]
         if "arch_fragments" in cfg:
             per_arch = r.mapping(cfg["arch_fragments"], cfg, "arch_fragments", set(ARCHES))
             spec.arch_fragments = {
                 a: [_resolve(repo_root, f) for f in r.str_list(per_arch, a)] for a in per_arch
             }
-        for frag in [*spec.fragments, *(f for fs in spec.arch_fragments.values() for f in fs)]:
+        per_arch = [f for fs in spec.arch_fragments.values() for f in fs]
+        for frag in [*spec.fragments, *spec.series_fragments, *per_arch]:
             if not frag.is_file():
                 raise r.fail(cfg, "fragments", f"config fragment {frag} does not exist")
 

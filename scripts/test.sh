@@ -9,4 +9,8 @@ source "$REPO/scripts/setup.sh"
 cd "$REPO"
 "$VENV/bin/ruff" check harness tests
 "$VENV/bin/ruff" format --check harness tests
+# The parser is checked against kunit_tool on the kernel's own KTAP corpus:
+# make sure the pinned source is there (cached after the first time).
+KBULK_LINUX_SRC="$("$VENV/bin/kbulk" source)"
+export KBULK_LINUX_SRC
 exec "$VENV/bin/pytest" -ra "$@"

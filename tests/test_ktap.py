@@ -31,7 +31,17 @@ from harness.ktap import (
 
 DATA = Path(__file__).parent / "data" / "ktap"
 # The kernel tree whose kunit_tool we compare against (read-only).
-LINUX_SRC = Path(os.environ.get("KBULK_LINUX_SRC", "/root/.cache/kbulk/src/linux-source-7.2"))
+def _find_linux_src() -> Path:
+    """KBULK_LINUX_SRC, else a kernel tree the harness already extracted into its cache."""
+    if env := os.environ.get("KBULK_LINUX_SRC"):
+        return Path(env)
+    from harness.paths import cache_root
+
+    trees = sorted(cache_root().glob("sources/*/linux-source-*/tools/testing/kunit"))
+    return trees[-1].parents[2] if trees else cache_root() / "sources" / "absent"
+
+
+LINUX_SRC = _find_linux_src()
 KUNIT_DIR = LINUX_SRC / "tools" / "testing" / "kunit"
 KUNIT_LOGS = sorted((KUNIT_DIR / "test_data").glob("*.log")) if KUNIT_DIR.is_dir() else []
 NO_KERNEL_TREE = "kernel source tree (tools/testing/kunit) not present"
