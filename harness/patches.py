@@ -45,6 +45,7 @@ def series_digest(patches: list[Path]) -> str:
 
 def load_series(directory: Path) -> Series:
     """Read directory/series (quilt format: one patch per line, '#' comments, -pN ignored)."""
+    directory = directory.resolve()
     series_file = directory / "series"
     if not series_file.is_file():
         raise PatchError(f"{series_file}: no series file (quilt format: one patch name per line)")

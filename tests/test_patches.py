@@ -86,3 +86,12 @@ def test_digest_depends_on_content(tmp_path: Path) -> None:
 def test_summarise_failure_output() -> None:
     out = "patching file mm/a.c\nHunk #2 FAILED at 120.\n1 out of 2 hunks FAILED\n"
     assert summarise_failure(out) == "mm/a.c: hunk #2 FAILED at line 120"
+
+
+def test_relative_series_directory_is_resolved(tmp_path: Path, monkeypatch) -> None:
+    source = make_source(tmp_path)
+    make_series(tmp_path, ("0001-a.patch", PATCH_OK))
+    monkeypatch.chdir(tmp_path)
+    series = load_series(Path("series-dir"))
+    tree = apply_series(source, series, tmp_path / "work", lambda _: None)
+    assert (tree.path / "mm" / "file.c").read_text() == "one\nTWO\n"
