@@ -123,6 +123,20 @@ class KernelBuilder:
             args.append(f"CC=ccache {self.arch.cross_prefix_for_host()}gcc")
         return [*args, f"-j{self.jobs}", *targets]
 
+    def run_make(
+        self, targets: list[str], log: Path, on_line: Callable[[str], None] | None = None
+    ) -> tuple[int, LogScan]:
+        """`make <targets>` in this build directory, appended to log, output scanned."""
+        return self._run(self.make_args(*targets), log, on_line)
+
+    def kernel_targets(self) -> list[str]:
+        """The image, vmlinux, and the in-tree modules when the .config enables modules."""
+        targets = [self.arch.image_target, "vmlinux"]
+        dotconfig = self.build_dir / ".config"
+        if dotconfig.is_file() and "CONFIG_MODULES=y" in dotconfig.read_text():
+            targets.append("modules")
+        return targets
+
     def _run(
         self, args: list[str], log: Path, on_line: Callable[[str], None] | None = None
     ) -> tuple[int, LogScan]:
@@ -150,17 +164,23 @@ class KernelBuilder:
                 rc = proc.wait()
         return rc, scan
 
-    def configure(self, log: Path) -> list[Mismatch]:
-        """Write .config from the base target and fragments; return surviving-symbol problems."""
+    def configure(self, log: Path, force: bool = False) -> list[Mismatch]:
+        """Write .config from the base target and fragments; return surviving-symbol problems.
+
+        force: configure again even if the marker says this config is in place
+        (the tree's Kconfig changed under the same build directory).
+        """
         bdir = self.build_dir
         marker = bdir / ".kbulk-config"
         dotconfig = bdir / ".config"
         if (
-            marker.is_file()
+            not force
+            and marker.is_file()
             and marker.read_text().strip() == self.request.digest
             and dotconfig.exists()
         ):
             return verify(self.request, dotconfig.read_text())
+        marker.unlink(missing_ok=True)  # until this configuration is verified
         bdir.mkdir(parents=True, exist_ok=True)
         fragment = bdir / "kbulk.fragment"
         fragment.write_text(self.request.fragment_text())

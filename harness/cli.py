@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 
 from harness import doctor as doctor_mod
+from harness import seriescheck
+from harness.ab import run_ab
 from harness.accel import probe_cache
 from harness.analyze import analyze
 from harness.arch import ARCHES
@@ -35,6 +37,7 @@ Build, boot and test Linux kernels with a patch series under QEMU.
   kbulk run --no-series     the baseline kernel
   kbulk parse console.log   results from a saved console log
   kbulk doctor              what this host lacks, and whether KVM really works
+  kbulk series-check        checkpatch --strict every patch, build every prefix
 
 Exit status: 0 pass, 1 test failure, 3 kernel crash, 4 timeout/hang,
 5 build failure, 6 config error, 7 patch failure, 8 infrastructure error,
@@ -48,6 +51,27 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         help="build, boot and test (the main job)",
         description="Obtain the source, apply the series, build, boot under QEMU and test.",
     )
+    _add_kernel_options(p)
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--series", type=Path, help="patch series directory (quilt 'series' file)")
+    group.add_argument("--no-series", action="store_true", help="build the unpatched baseline")
+
+
+def _add_ab(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "ab",
+        help="baseline against patched: build both, boot each N times interleaved",
+        description="Build the baseline and the patched kernel from the same source and "
+        "config, boot them alternately (A B A B), record every boot in one result directory "
+        "for `kbulk compare`.",
+    )
+    _add_kernel_options(p)
+    p.add_argument("--series", type=Path, help="patch series directory (the B side)")
+    p.add_argument("--reps", type=int, default=3, help="boots per kernel; default: %(default)s")
+
+
+def _add_kernel_options(p: argparse.ArgumentParser) -> None:
+    """Options shared by `run` and `ab`: what to build and how to boot it."""
     p.add_argument(
         "--spec",
         type=Path,
@@ -66,9 +90,6 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
         type=Path,
         help="kernel source instead of the Debian package: a kernel tree or a tarball",
     )
-    group = p.add_mutually_exclusive_group()
-    group.add_argument("--series", type=Path, help="patch series directory (quilt 'series' file)")
-    group.add_argument("--no-series", action="store_true", help="build the unpatched baseline")
     p.add_argument("--suites", help="KUnit suite glob (kunit.filter_glob), e.g. 'page_alloc_bulk*'")
     p.add_argument("--no-modules", action="store_true", help="skip the out-of-tree test modules")
     p.add_argument(
@@ -120,15 +141,43 @@ def _add_source(sub: argparse._SubParsersAction) -> None:
                    help="run definition naming the source; default: %(default)s")  # fmt: skip
 
 
+def _add_series_check(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "series-check",
+        help="checkpatch every patch and build every prefix of the series",
+        description="Like ktest.pl's patchcheck: checkpatch.pl --strict on each patch, then "
+        "apply the patches one by one to an incremental work tree and build after each, "
+        "reporting build failures and new compiler warnings in the files each patch touches. "
+        "Exit: 0 clean, 1 checkpatch findings or new warnings, 5 a prefix does not build, "
+        "6 config error, 7 a patch does not apply, 8 infrastructure error.",
+    )
+    p.add_argument("--spec", type=Path, default=DEFAULT_SPEC,
+                   help="run definition (source, config); default: %(default)s")  # fmt: skip
+    p.add_argument("--series", type=Path, help="patch series directory; default: the spec's")
+    p.add_argument("--arch", action="append", choices=sorted(ARCHES), dest="arches",
+                   help="architecture to build (repeatable); default: the spec's")  # fmt: skip
+    p.add_argument("--config-fragment", action="append", type=Path, default=[],
+                   help="extra config fragment (repeatable): configs/callers.config")  # fmt: skip
+    p.add_argument("--checkpatch-only", action="store_true", help="skip the builds")
+    p.add_argument("--upto", type=int, metavar="N", help="stop after the first N patches")
+    p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1,
+                   help="parallel make jobs; default: %(default)s")  # fmt: skip
+    p.add_argument("--results", type=Path, default=Path("results"),
+                   help="directory for result directories; default: %(default)s")  # fmt: skip
+    p.add_argument("--quiet", action="store_true", help="only the summary")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kbulk", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     _add_run(sub)
+    _add_ab(sub)
     _add_parse(sub)
     _add_doctor(sub)
     _add_source(sub)
+    _add_series_check(sub)
     return parser
 
 
@@ -137,22 +186,22 @@ def _sigterm_as_exit(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
-def cmd_run(args: argparse.Namespace, reporter: Reporter) -> int:
+def _run_options(args: argparse.Namespace, reporter: Reporter) -> RunOptions | None:
     try:
         spec = load_spec(args.spec, REPO_ROOT)
         suites = validate_suites(args.suites) if args.suites else None
     except (SpecError, ValueError) as e:
         reporter.error(str(e))
-        return 2
+        return None
     if args.timeout:
         spec.boot.timeout = args.timeout
-    opts = RunOptions(
+    return RunOptions(
         spec=spec,
         results_root=args.results,
         cache=cache_root(),
         source_override=args.source,
         series_override=args.series,
-        no_series=args.no_series,
+        no_series=getattr(args, "no_series", False),
         arches=args.arches or [],
         suites=suites,
         accel=args.accel,
@@ -161,6 +210,12 @@ def cmd_run(args: argparse.Namespace, reporter: Reporter) -> int:
         modules=not args.no_modules,
         argv=sys.argv,
     )
+
+
+def cmd_run(args: argparse.Namespace, reporter: Reporter) -> int:
+    opts = _run_options(args, reporter)
+    if opts is None:
+        return 2
     try:
         results, status = Pipeline(opts, reporter).run()
     except (KconfigError, PatchError, SourceError) as e:
@@ -168,6 +223,19 @@ def cmd_run(args: argparse.Namespace, reporter: Reporter) -> int:
         return EXIT_CODES[RunStatus.INFRA_ERROR]
     _print_summary(reporter, results.runs)
     reporter.info(f"results: {results.path} (results.json, junit.xml)")
+    return EXIT_CODES[status]
+
+
+def cmd_ab(args: argparse.Namespace, reporter: Reporter) -> int:
+    opts = _run_options(args, reporter)
+    if opts is None:
+        return 2
+    if args.reps < 1:
+        reporter.error("--reps must be at least 1")
+        return 2
+    results, status = run_ab(Pipeline(opts, reporter), args.reps)
+    _print_summary(reporter, results.runs)
+    reporter.info(f"results: {results.path}; compare with: kbulk compare {results.path}")
     return EXIT_CODES[status]
 
 
@@ -253,12 +321,50 @@ def cmd_source(args: argparse.Namespace, reporter: Reporter) -> int:
     return 0
 
 
+def cmd_series_check(args: argparse.Namespace, reporter: Reporter) -> int:
+    try:
+        spec = load_spec(args.spec, REPO_ROOT)
+    except SpecError as e:
+        reporter.error(str(e))
+        return 2
+    series_dir = args.series or spec.series
+    if series_dir is None or (args.upto is not None and args.upto < 1):
+        reporter.error("need a series (--series DIR) and --upto N with N >= 1")
+        return 2
+    opts = seriescheck.SeriesCheckOptions(
+        spec=spec,
+        series_dir=series_dir,
+        results_root=args.results,
+        cache=cache_root(),
+        arches=args.arches or [],
+        config_fragments=[f.resolve() for f in args.config_fragment],
+        checkpatch_only=args.checkpatch_only,
+        upto=args.upto,
+        jobs=args.jobs,
+        argv=sys.argv,
+    )
+    try:
+        return seriescheck.run(opts, reporter)
+    except PatchError as e:
+        reporter.error(str(e))
+        return EXIT_CODES[RunStatus.PATCH_FAILURE]
+    except (KconfigError, SourceError) as e:
+        reporter.error(str(e))
+        return EXIT_CODES[RunStatus.INFRA_ERROR]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     reporter = Reporter(quiet=getattr(args, "quiet", False))
     signal.signal(signal.SIGTERM, _sigterm_as_exit)
-    handlers = {"run": cmd_run, "parse": cmd_parse, "doctor": cmd_doctor, "source": cmd_source}
+    handlers = {
+        "run": cmd_run,
+        "ab": cmd_ab,
+        "parse": cmd_parse,
+        "doctor": cmd_doctor,
+        "source": cmd_source,
+    }
     try:
         return handlers[args.command](args, reporter)
     except KeyboardInterrupt:

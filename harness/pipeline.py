@@ -186,6 +186,7 @@ class Pipeline:
             result = builder.build(on_line=step.activity)
             step.outcome = "ok" if result.ok else "FAILED"
         run.durations["build"] = round(result.duration, 1)
+        run.details["config_digest"] = builder.request.digest
         run.details["build"] = {
             "dir": str(result.build_dir),
             "log": str(result.log),
@@ -238,6 +239,7 @@ class Pipeline:
         steps: list[ModuleStep],
         run: ArchRun,
         results: ResultDir,
+        console_name: str = "console.log",
     ) -> None:
         opts = self.opts
         assert build.image is not None
@@ -255,7 +257,8 @@ class Pipeline:
         run.details["accelerator_reason"] = verdict.reason
         command = qemu_command(arch, boot, verdict.accel)
         run.details["qemu"] = str(command)
-        console_log = results.console_path(arch.name)
+        run.details["boot"] = {"memory": boot.memory, "smp": boot.smp, "cmdline": boot.cmdline}
+        console_log = results.arch_path(arch.name, console_name)
         run.console_log = results.relative(console_log)
         with self.reporter.step(f"boot {arch.name} ({verdict.accel})") as step:
             outcome = run_console(

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.arch import Arch
-from harness.atomic import write_text_atomic
+from harness.results import atomic_write_text
 
 
 class Accel:
@@ -104,4 +104,4 @@ class ProbeCache:
 
     def put(self, arch: Arch, verdict: dict) -> None:
         self.verdicts[self.key(arch)] = verdict
-        write_text_atomic(self.path, json.dumps(self.verdicts, indent=2, sort_keys=True) + "\n")
+        atomic_write_text(self.path, json.dumps(self.verdicts, indent=2, sort_keys=True) + "\n")

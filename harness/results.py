@@ -597,7 +597,13 @@ def _run_labels(runs: Sequence[ArchRun]) -> list[str]:
     per_arch: dict[str, int] = {}
     for run in runs:
         per_arch[run.arch] = per_arch.get(run.arch, 0) + 1
-    return [run.arch if per_arch[run.arch] == 1 else f"{run.arch}@{run.kernel}" for run in runs]
+    labels = []
+    for run in runs:
+        label = run.arch if per_arch[run.arch] == 1 else f"{run.arch}@{run.kernel}"
+        if run.details.get("repetition") is not None:
+            label += f"#r{run.details['repetition']}"
+        labels.append(label)
+    return labels
 
 
 def _suites_for_run(run: ArchRun, label: str, base: Path | None) -> list[TestSuite]:
@@ -749,9 +755,13 @@ class ResultDir:
         return Path(path).resolve().relative_to(self.path.resolve()).as_posix()
 
     def record(self, run: ArchRun) -> None:
-        """Add or replace the run for (arch, kernel) and rewrite results.json."""
-        key = (run.arch, run.kernel)
-        self.runs = [r for r in self.runs if (r.arch, r.kernel) != key] + [run]
+        """Add or replace the run for (arch, kernel, repetition); rewrite results.json."""
+
+        def key(r: ArchRun) -> tuple[str, str, object]:
+            # A/B runs repeat the same (arch, kernel): the repetition tells them apart.
+            return (r.arch, r.kernel, r.details.get("repetition"))
+
+        self.runs = [r for r in self.runs if key(r) != key(run)] + [run]
         self.save()
 
     def save(self) -> None:
