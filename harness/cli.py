@@ -19,6 +19,7 @@ from harness.patches import PatchError
 from harness.paths import REPO_ROOT, cache_root
 from harness.pipeline import Pipeline, RunOptions, validate_suites
 from harness.progress import Reporter
+from harness.report import run_compare
 from harness.results import EXIT_CODES, ArchRun, RunStatus, write_json, write_junit
 from harness.source import SourceError, from_debian
 from harness.spec import SpecError, load_spec
@@ -167,6 +168,25 @@ def _add_series_check(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="only the summary")
 
 
+def _add_compare(sub: argparse._SubParsersAction) -> None:
+    c = sub.add_parser("compare", help="compare baseline and patched results (report.md/html)",
+                       description="DIR: one A/B directory (runs without '+series' are the "
+                       "baseline); DIR_A DIR_B: baseline and patched. Exit: 0 no regression, "
+                       "1 regression, 2 usage, 8 runs differ in more than the kernel.")  # fmt: skip
+    c.add_argument("dirs", type=Path, nargs="*", metavar="DIR", help="result directories (1 or 2)")
+    c.add_argument("--baseline", type=Path, action="append", default=[], dest="baseline_dirs",
+                   help="another baseline result directory (repeatable)")  # fmt: skip
+    c.add_argument("--patched", type=Path, action="append", default=[], dest="patched_dirs",
+                   help="another patched result directory (repeatable)")  # fmt: skip
+    r = sub.add_parser("report", help="the compare report for one A/B result directory")
+    r.add_argument("dirs", type=Path, nargs=1, metavar="DIR", help="A/B result directory")
+    for p in (c, r):
+        p.add_argument("--baseline-label", help="kernel label of the baseline runs")
+        p.add_argument("--patched-label", help="kernel label of the patched runs")
+        p.add_argument("--out", type=Path, help="output directory; default: the (second) DIR")
+        p.add_argument("--force", action="store_true", help="compare even if runs differ")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kbulk", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -178,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_doctor(sub)
     _add_source(sub)
     _add_series_check(sub)
+    _add_compare(sub)
     return parser
 
 
@@ -348,9 +369,24 @@ def cmd_series_check(args: argparse.Namespace, reporter: Reporter) -> int:
     except PatchError as e:
         reporter.error(str(e))
         return EXIT_CODES[RunStatus.PATCH_FAILURE]
-    except (KconfigError, SourceError) as e:
+    except (KconfigError, SourceError, seriescheck.SeriesCheckError) as e:
         reporter.error(str(e))
         return EXIT_CODES[RunStatus.INFRA_ERROR]
+
+
+def cmd_compare(args: argparse.Namespace, reporter: Reporter) -> int:
+    return run_compare(
+        args.dirs,
+        baseline_dirs=getattr(args, "baseline_dirs", []),
+        patched_dirs=getattr(args, "patched_dirs", []),
+        baseline_label=args.baseline_label,
+        patched_label=args.patched_label,
+        out=args.out,
+        force=args.force,
+        argv=sys.argv if sys.argv[1:2] == [args.command] else ["kbulk", args.command],
+        info=reporter.info,
+        error=reporter.error,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -364,6 +400,9 @@ def main(argv: list[str] | None = None) -> int:
         "parse": cmd_parse,
         "doctor": cmd_doctor,
         "source": cmd_source,
+        "series-check": cmd_series_check,
+        "compare": cmd_compare,
+        "report": cmd_compare,
     }
     try:
         return handlers[args.command](args, reporter)

@@ -174,10 +174,14 @@ def test_kernel_crash_is_a_classified_result_naming_the_test(
 
 
 def test_hang_is_a_timeout_and_qemu_is_gone(main_job: Invocation, results_root: Path) -> None:
-    hang = kbulk(results_root / "hang", "run", "--arch", "arm64", "--no-modules", "--timeout", "2")
+    # The stress module alone runs for several seconds: a 5 s deadline
+    # always expires while it runs, exactly as a hung guest would.
+    hang = kbulk(results_root / "hang", "run", "--arch", "arm64", "--timeout", "5")
     assert hang.returncode == 4, hang.output
     run = hang.run_for("arm64")
     assert run["status"] == "timeout"
+    assert "overall timeout" in run["message"]
+    assert run["details"]["exit_reason"] == "timeout"
     assert not qemu_processes_using(run["details"]["image"]["path"])
 
 

@@ -30,6 +30,8 @@ from harness.ktap import (
 )
 
 DATA = Path(__file__).parent / "data" / "ktap"
+
+
 # The kernel tree whose kunit_tool we compare against (read-only).
 def _find_linux_src() -> Path:
     """KBULK_LINUX_SRC, else a kernel tree the harness already extracted into its cache."""

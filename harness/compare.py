@@ -1,0 +1,803 @@
+"""Compare two sets of runs (baseline and patched): statuses, crashes and metrics.
+
+A side is one or more result directories (or the baseline/patched half of one
+A/B directory); every run of a side is a repetition. Per architecture the
+comparison reports:
+
+* run and test status changes, new and vanished crashes;
+* every ``# kbulk-metric`` value with mean, sample stddev, %change and a
+  significance verdict in the LKP style (sample ranges must not overlap) backed
+  by Welch's t-test when both sides have >= 3 samples;
+* whether the runs differ in more than the kernel (accelerator, config, run
+  definition, guest memory/CPUs, kernel command line): :class:`Refused` unless
+  forced, in which case the mismatch travels with the result as a warning.
+
+Pure functions on loaded results; rendering is in :mod:`harness.report`.
+"""
+
+from __future__ import annotations
+
+import enum
+import fnmatch
+import math
+import re
+import shlex
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.ktap import TestNode, TestStatus
+from harness.results import SEVERITY, ArchRun, CrashReport, ResultDir, RunStatus
+
+__all__ = [
+    "ALPHA",
+    "DIRECTIONS",
+    "ArchComparison",
+    "Comparison",
+    "Direction",
+    "Kind",
+    "LoadedRun",
+    "MetricDelta",
+    "Refused",
+    "Side",
+    "Stats",
+    "compare",
+    "describe",
+    "labels",
+    "load_runs",
+    "sides_from_dirs",
+    "split_ab",
+    "stats",
+    "welch_p",
+]
+
+ALPHA = 0.05  # Welch's t-test threshold (two-sided)
+SERIES_MARK = "+series"  # kernel labels of patched runs contain it (pipeline.kernel_label)
+
+
+class Refused(Exception):
+    """The runs differ in more than the kernel; ``mismatches`` says how."""
+
+    def __init__(self, mismatches: Sequence[Mismatch]) -> None:
+        self.mismatches = list(mismatches)
+        super().__init__("; ".join(m.text() for m in self.mismatches))
+
+
+# ------------------------------------------------------------------- directions
+
+
+class Direction(enum.StrEnum):
+    HIGHER = "higher is better"
+    LOWER = "lower is better"
+    NEUTRAL = "neutral"
+
+
+class Kind(enum.StrEnum):
+    """How a metric may be read; decides where (and whether) reports show it."""
+
+    COUNT = "count"  # does not depend on host speed: lead with these
+    TIME = "time"  # wall-clock derived; under TCG only ratios mean anything
+    THROUGHPUT = "throughput"  # work done in a fixed duration: scales with host speed
+    RAW = "raw"  # event count that scales with the requests done; see its per-request rate
+    INFO = "info"  # parameters and environment (order, batch, setup sizes, ...)
+
+
+# First match wins (fnmatch on the key). Raw event counters are NEUTRAL because
+# a faster host completes more requests in the same duration_ms and so sees more
+# partials/stalls; their per-request forms (derived below) carry the direction.
+DIRECTIONS: tuple[tuple[str, Direction, Kind], ...] = (
+    ("fill_rate", Direction.HIGHER, Kind.COUNT),  # filled / requests
+    ("partial_rate", Direction.LOWER, Kind.COUNT),  # partial / requests
+    ("failed_rate", Direction.LOWER, Kind.COUNT),  # failed / requests
+    ("*_per_kreq", Direction.LOWER, Kind.COUNT),  # stalls per 1000 requests
+    ("oom_kill", Direction.LOWER, Kind.COUNT),
+    ("short", Direction.LOWER, Kind.COUNT),  # bench: bulk calls that returned short
+    ("delta", Direction.LOWER, Kind.COUNT),  # leak_check: pages not given back
+    ("clock_res_ns", Direction.NEUTRAL, Kind.INFO),
+    ("*speedup_vs_loop", Direction.HIGHER, Kind.TIME),
+    ("*_ns", Direction.LOWER, Kind.TIME),  # p50_ns p99_ns max_ns mean_ns
+    ("*ns_per_*", Direction.LOWER, Kind.TIME),  # ns_per_page, free_ns_per_folio_min ...
+    ("requests", Direction.HIGHER, Kind.THROUGHPUT),
+    ("filled", Direction.HIGHER, Kind.THROUGHPUT),
+    ("pages", Direction.HIGHER, Kind.THROUGHPUT),
+    ("folios", Direction.HIGHER, Kind.THROUGHPUT),
+    ("partial", Direction.NEUTRAL, Kind.RAW),
+    ("failed", Direction.NEUTRAL, Kind.RAW),
+    ("compact_*", Direction.NEUTRAL, Kind.RAW),
+    ("allocstall", Direction.NEUTRAL, Kind.RAW),
+    ("pgalloc", Direction.NEUTRAL, Kind.RAW),
+    ("calls", Direction.NEUTRAL, Kind.RAW),
+    ("oom_deflate*", Direction.NEUTRAL, Kind.RAW),
+    ("ord[0-9]", Direction.NEUTRAL, Kind.RAW),  # folio_mixed: folios per order
+    ("*", Direction.NEUTRAL, Kind.INFO),
+)
+INFO_CASES = frozenset({"env", "setup"})  # metric lines that are not test cases
+# vm event counters print -1 when the kernel lacks them: a missing sample, not a value.
+COUNTERS = frozenset(
+    {"compact_stall", "compact_fail", "compact_success", "allocstall", "pgalloc", "oom_kill"}
+)
+PER_KREQ = ("compact_stall", "compact_fail", "allocstall")
+
+
+def direction_of(key: str, case: str = "") -> tuple[Direction, Kind]:
+    if case in INFO_CASES:
+        return Direction.NEUTRAL, Kind.INFO
+    for pattern, direction, kind in DIRECTIONS:
+        if fnmatch.fnmatchcase(key, pattern):
+            return direction, kind
+    return Direction.NEUTRAL, Kind.INFO
+
+
+def derived(values: Mapping[str, float]) -> dict[str, float]:
+    """Per-request forms of one metric line's counts (host-speed independent)."""
+    requests = values.get("requests")
+    if not requests or requests <= 0:
+        return {}
+    out: dict[str, float] = {}
+    for key in ("filled", "partial", "failed"):
+        if key in values:
+            name = "fill_rate" if key == "filled" else f"{key}_rate"
+            out[name] = values[key] / requests
+    for key in PER_KREQ:
+        if key in values:
+            out[f"{key}_per_kreq"] = values[key] * 1000.0 / requests
+    return out
+
+
+# ------------------------------------------------------------------------ stats
+
+
+@dataclass
+class Stats:
+    values: list[float]
+
+    @property
+    def n(self) -> int:
+        return len(self.values)
+
+    @property
+    def mean(self) -> float:
+        return math.fsum(self.values) / self.n
+
+    @property
+    def stddev(self) -> float:
+        """Sample standard deviation (n - 1); 0 for a single sample."""
+        if self.n < 2:
+            return 0.0
+        m = self.mean
+        return math.sqrt(math.fsum((v - m) ** 2 for v in self.values) / (self.n - 1))
+
+    @property
+    def pct_stddev(self) -> float | None:
+        return 100.0 * self.stddev / abs(self.mean) if self.mean else None
+
+    @property
+    def lo(self) -> float:
+        return min(self.values)
+
+    @property
+    def hi(self) -> float:
+        return max(self.values)
+
+
+def stats(values: Iterable[float]) -> Stats:
+    return Stats([float(v) for v in values])
+
+
+def _betacf(a: float, b: float, x: float) -> float:
+    # Continued fraction of the incomplete beta function (Numerical Recipes, 6.4).
+    tiny = 1e-300
+    qab, qap, qam = a + b, a + 1.0, a - 1.0
+    c, d = 1.0, 1.0 - qab * x / qap
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    h = d
+    for m in range(1, 300):
+        m2 = 2 * m
+        for aa in (
+            m * (b - m) * x / ((qam + m2) * (a + m2)),
+            -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2)),
+        ):
+            d = 1.0 + aa * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + aa / c
+            c = c if abs(c) > tiny else tiny
+            h *= d * c
+        if abs(d * c - 1.0) < 1e-14:
+            break
+    return h
+
+
+def _betainc(a: float, b: float, x: float) -> float:
+    """Regularised incomplete beta function I_x(a, b)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    ln_front = (
+        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    )
+    front = math.exp(ln_front)
+    if x < (a + 1.0) / (a + b + 2.0):
+        return front * _betacf(a, b, x) / a
+    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
+
+
+def t_two_sided_p(t: float, df: float) -> float:
+    """Two-sided p-value of Student's t with ``df`` degrees of freedom (exact, no scipy)."""
+    if math.isinf(t):
+        return 0.0
+    return _betainc(df / 2.0, 0.5, df / (df + t * t))
+
+
+def welch_p(a: Stats, b: Stats) -> float | None:
+    """Welch's unequal-variance t-test p-value; None with fewer than 3 samples a side."""
+    if a.n < 3 or b.n < 3:
+        return None
+    va, vb = a.stddev**2 / a.n, b.stddev**2 / b.n
+    if va + vb == 0.0:  # both sides constant: identical or certainly different
+        return 1.0 if a.mean == b.mean else 0.0
+    t = (b.mean - a.mean) / math.sqrt(va + vb)
+    df = (va + vb) ** 2 / (va**2 / (a.n - 1) + vb**2 / (b.n - 1))
+    return t_two_sided_p(t, df)
+
+
+# ---------------------------------------------------------------------- metrics
+
+
+@dataclass
+class MetricDelta:
+    arch: str
+    group: str  # module / KUnit suite holding the line, e.g. "kbulk_stress"
+    case: str  # the test= field
+    key: str
+    direction: Direction
+    kind: Kind
+    a: Stats | None
+    b: Stats | None
+    p_value: float | None = None
+    overlap: bool | None = None  # sample ranges overlap (None: not decidable)
+
+    @property
+    def name(self) -> str:
+        return f"{self.group}.{self.case}" if self.group else self.case
+
+    @property
+    def pct_change(self) -> float | None:
+        if self.a is None or self.b is None:
+            return None
+        if self.a.mean == 0:
+            return 0.0 if self.b.mean == 0 else None
+        return 100.0 * (self.b.mean - self.a.mean) / abs(self.a.mean)
+
+    @property
+    def ratio(self) -> float | None:
+        """patched mean / baseline mean (how times are shown)."""
+        if self.a is None or self.b is None or self.a.mean == 0:
+            return None
+        return self.b.mean / self.a.mean
+
+    @property
+    def single(self) -> bool:
+        return self.a is None or self.b is None or min(self.a.n, self.b.n) < 2
+
+    @property
+    def significant(self) -> bool:
+        """Ranges do not overlap (n >= 2) and, with n >= 3 a side, Welch p < ALPHA too."""
+        if self.single or self.overlap is not False:
+            return False
+        return self.p_value is None or self.p_value < ALPHA
+
+    @property
+    def changed(self) -> bool:
+        return self.a is not None and self.b is not None and self.a.mean != self.b.mean
+
+    @property
+    def verdict(self) -> str:
+        """ "better", "worse", "changed" (neutral metric), "~" (not significant), "n=1"."""
+        if self.a is None or self.b is None:
+            return "only in baseline" if self.b is None else "only in patched"
+        if not self.changed:
+            return "same"
+        if self.single:
+            return "n=1"
+        if not self.significant:
+            return "~"
+        if self.direction is Direction.NEUTRAL:
+            return "changed"
+        up = self.b.mean > self.a.mean
+        return "better" if up == (self.direction is Direction.HIGHER) else "worse"
+
+    @property
+    def regression(self) -> bool:
+        return self.verdict == "worse"
+
+
+def _metric_group(test_path: Sequence[str], test: str) -> str:
+    # The module (top-level suite): a line sits in the diagnostics of whichever
+    # case follows it (test=env lands in the first case), so deeper levels of the
+    # path say nothing; test= names are unique within a module.
+    return test_path[0] if test_path else ""
+
+
+def samples(runs: Iterable[ArchRun]) -> dict[tuple[str, str, str], list[float]]:
+    """(group, case, key) -> values over all runs and all lines (threads, reps)."""
+    out: dict[tuple[str, str, str], list[float]] = {}
+    for run in runs:
+        for metric in run.metrics:
+            group = _metric_group(metric.test_path, metric.test)
+            numeric = {
+                k: float(v)
+                for k, v in metric.values.items()
+                if isinstance(v, int | float) and not (k in COUNTERS and v == -1)
+            }
+            for key, value in {**numeric, **derived(numeric)}.items():
+                out.setdefault((group, metric.test, key), []).append(value)
+    return out
+
+
+def labels(runs: Iterable[ArchRun]) -> dict[tuple[str, str], dict[str, list[str]]]:
+    """(group, case) -> string-valued keys (api=...) and their distinct values."""
+    out: dict[tuple[str, str], dict[str, list[str]]] = {}
+    for run in runs:
+        for metric in run.metrics:
+            entry = out.setdefault((_metric_group(metric.test_path, metric.test), metric.test), {})
+            for key, value in metric.values.items():
+                if isinstance(value, str) and value not in entry.setdefault(key, []):
+                    entry[key].append(value)
+    return out
+
+
+def compare_metrics(arch: str, runs_a: list[ArchRun], runs_b: list[ArchRun]) -> list[MetricDelta]:
+    sa, sb = samples(runs_a), samples(runs_b)
+    order = list(sa) + [k for k in sb if k not in sa]  # keep the modules' print order
+    deltas = []
+    for group, case, key in order:
+        a = stats(sa[(group, case, key)]) if (group, case, key) in sa else None
+        b = stats(sb[(group, case, key)]) if (group, case, key) in sb else None
+        direction, kind = direction_of(key, case)
+        delta = MetricDelta(arch, group, case, key, direction, kind, a, b)
+        if a is not None and b is not None and min(a.n, b.n) >= 2:
+            delta.overlap = not (a.hi < b.lo or b.hi < a.lo)
+            delta.p_value = welch_p(a, b)
+        deltas.append(delta)
+    return deltas
+
+
+# ----------------------------------------------------------- statuses, crashes
+
+
+@dataclass
+class StatusChange:
+    test: str  # dotted KTAP path
+    a: list[str]  # statuses over the baseline repetitions ("absent" if not run)
+    b: list[str]
+
+    @staticmethod
+    def summary(statuses: Sequence[str]) -> str:
+        counts = Counter(statuses)
+        if len(counts) == 1:
+            return statuses[0]
+        return ", ".join(f"{s} {n}/{len(statuses)}" for s, n in sorted(counts.items()))
+
+    @property
+    def regression(self) -> bool:
+        return _bad_fraction(self.b) > _bad_fraction(self.a)
+
+
+_BAD = frozenset({str(TestStatus.FAIL), str(TestStatus.CRASH)})
+
+
+def _bad_fraction(statuses: Sequence[str]) -> float:
+    return sum(s in _BAD for s in statuses) / len(statuses) if statuses else 0.0
+
+
+def _test_statuses(run: ArchRun) -> dict[str, TestNode]:
+    if run.ktap is None:
+        return {}
+    return {".".join(path): node for path, node in run.ktap.walk()}
+
+
+def compare_tests(runs_a: list[ArchRun], runs_b: list[ArchRun]) -> list[StatusChange]:
+    """Tests whose status (over the repetitions) differs; leaves, then suites whose
+    own status changed without any case below them changing."""
+    trees_a = [_test_statuses(r) for r in runs_a]
+    trees_b = [_test_statuses(r) for r in runs_b]
+    names: dict[str, bool] = {}  # ordered set: name -> is_leaf
+    for tree in [*trees_a, *trees_b]:
+        for name, node in tree.items():
+            names[name] = names.get(name, True) and node.is_leaf
+
+    def column(trees: list[dict[str, TestNode]], name: str) -> list[str]:
+        return [str(t[name].status) if name in t else "absent" for t in trees]
+
+    changes: list[StatusChange] = []
+    for leaves in (True, False):
+        for name, is_leaf in names.items():
+            if is_leaf != leaves:
+                continue
+            a, b = column(trees_a, name), column(trees_b, name)
+            if StatusChange.summary(a) == StatusChange.summary(b):
+                continue
+            if not leaves and any(c.test.startswith(name + ".") for c in changes):
+                continue
+            changes.append(StatusChange(name, a, b))
+    return changes
+
+
+_NUMBERS_RE = re.compile(r"\b(?:0x)?[0-9a-f]{6,}\b|\b\d+\b", re.IGNORECASE)
+
+
+def crash_key(crash: CrashReport) -> tuple[str, str, str]:
+    """Identity of a crash across boots: addresses and numbers masked."""
+    return crash.kind, _NUMBERS_RE.sub("?", crash.title), crash.test or ""
+
+
+def crash_changes(
+    runs_a: list[ArchRun], runs_b: list[ArchRun]
+) -> tuple[list[CrashReport], list[CrashReport]]:
+    """(crashes only the patched side has, crashes only the baseline has)."""
+
+    def unique(runs: list[ArchRun]) -> dict[tuple[str, str, str], CrashReport]:
+        found: dict[tuple[str, str, str], CrashReport] = {}
+        for run in runs:
+            for crash in run.crashes:
+                found.setdefault(crash_key(crash), crash)
+        return found
+
+    a, b = unique(runs_a), unique(runs_b)
+    return [c for k, c in b.items() if k not in a], [c for k, c in a.items() if k not in b]
+
+
+# ---------------------------------------------------------------- comparability
+
+
+@dataclass
+class LoadedRun:
+    run: ArchRun
+    meta: dict[str, Any]
+    directory: Path
+
+    @property
+    def patched(self) -> bool:
+        return SERIES_MARK in self.run.kernel
+
+
+_BUILD_DIR_RE = re.compile(r"^build-[^-]+-([0-9a-f]{6,})$")
+
+
+def _qemu_args(run: ArchRun) -> list[str]:
+    qemu = run.details.get("qemu")
+    if not isinstance(qemu, str):
+        return []
+    try:
+        return shlex.split(qemu)
+    except ValueError:
+        return []
+
+
+def _after(args: list[str], flag: str) -> str | None:
+    return args[args.index(flag) + 1] if flag in args[:-1] else None
+
+
+def config_digest(run: ArchRun) -> str | None:
+    """details.config_digest if recorded, else the config hash in the build dir name."""
+    if digest := run.details.get("config_digest"):
+        return str(digest)
+    build = run.details.get("build")
+    name = Path(str(build.get("dir") or "")).name if isinstance(build, Mapping) else ""
+    m = _BUILD_DIR_RE.match(name)
+    return m.group(1) if m else None
+
+
+def facts(loaded: LoadedRun) -> dict[str, str | None]:
+    """What must be equal between the sides (the kernel and its build aside)."""
+    run, args = loaded.run, _qemu_args(loaded.run)
+    boot = run.details.get("boot") if isinstance(run.details.get("boot"), Mapping) else {}
+    host = loaded.meta.get("host") if isinstance(loaded.meta.get("host"), Mapping) else {}
+    memory = boot.get("memory") or _after(args, "-m")
+    smp = boot.get("smp") or _after(args, "-smp")
+    return {
+        "accelerator": run.accelerator,
+        "config": config_digest(run),
+        "spec": loaded.meta.get("spec_name"),
+        "memory": str(memory) if memory is not None else None,
+        "smp": str(smp) if smp is not None else None,
+        "cmdline": _after(args, "-append"),
+        "host": f"{host.get('hostname')} ({host.get('cpus')} cpus)" if host else None,
+    }
+
+
+# host differs: timings are not comparable, counts are; a warning, not a refusal.
+WARN_ONLY = frozenset({"host"})
+
+
+@dataclass
+class Mismatch:
+    arch: str
+    field: str
+    a: list[str]
+    b: list[str]
+    severity: str  # "refuse", "warn" or "note" (expected, e.g. series-only config)
+    why: str = ""
+
+    def text(self) -> str:
+        why = f" ({self.why})" if self.why else ""
+        return (
+            f"{self.arch}: {self.field} differs: baseline {', '.join(self.a) or '?'}"
+            f" vs patched {', '.join(self.b) or '?'}{why}"
+        )
+
+
+def _distinct(values: Iterable[str | None]) -> list[str]:
+    return sorted({v for v in values if v is not None})
+
+
+def check_comparable(arch: str, a: list[LoadedRun], b: list[LoadedRun]) -> list[Mismatch]:
+    fa, fb = [facts(r) for r in a], [facts(r) for r in b]
+    series_differs = {r.patched for r in a} != {r.patched for r in b}
+    mismatches = []
+    for name in fa[0] if fa else ():
+        va, vb = _distinct(f[name] for f in fa), _distinct(f[name] for f in fb)
+        if va == vb and len(va) <= 1:
+            continue
+        if not va or not vb:  # not recorded on one side (older results): cannot check
+            continue
+        severity, why = ("warn" if name in WARN_ONLY else "refuse"), ""
+        if len(va) > 1 or len(vb) > 1:
+            why = "the repetitions of one side differ"
+        elif (
+            name == "config" and series_differs and len(_distinct(f["spec"] for f in fa + fb)) == 1
+        ):
+            # The same run definition adds series_fragments (the series' own KUnit
+            # symbols) to patched builds only, so their config hash must differ.
+            severity, why = "note", "expected: series_fragments apply to patched builds only"
+        mismatches.append(Mismatch(arch, name, va, vb, severity, why))
+    return mismatches
+
+
+# ------------------------------------------------------------------- comparison
+
+
+@dataclass
+class Side:
+    name: str  # "baseline" / "patched"
+    runs: list[LoadedRun]
+    directories: list[Path]
+
+    @property
+    def kernels(self) -> list[str]:
+        return list(dict.fromkeys(r.run.kernel for r in self.runs))
+
+    def for_arch(self, arch: str) -> list[LoadedRun]:
+        return [r for r in self.runs if r.run.arch == arch]
+
+
+@dataclass
+class ArchComparison:
+    arch: str
+    a: list[LoadedRun]
+    b: list[LoadedRun]
+    metrics: list[MetricDelta]
+    tests: list[StatusChange]
+    new_crashes: list[CrashReport]
+    gone_crashes: list[CrashReport]
+    mismatches: list[Mismatch]
+
+    @property
+    def status_a(self) -> list[str]:
+        return [str(r.run.status) for r in self.a]
+
+    @property
+    def status_b(self) -> list[str]:
+        return [str(r.run.status) for r in self.b]
+
+    @property
+    def accelerators(self) -> list[str]:
+        return _distinct(r.run.accelerator for r in self.a + self.b)
+
+    @property
+    def run_regression(self) -> bool:
+        # An infrastructure error says nothing about the kernel: not a regression.
+        rank = {str(s): i for i, s in enumerate(SEVERITY)}
+        ignore = {str(RunStatus.INFRA_ERROR), str(RunStatus.NO_TESTS)}
+        worst_a = max((rank[s] for s in self.status_a), default=0)
+        worst_b = max((rank[s] for s in self.status_b if s not in ignore), default=0)
+        return worst_b > worst_a
+
+    def regressions(self) -> list[str]:
+        out = []
+        if self.run_regression:
+            out.append(
+                f"{self.arch}: run status {StatusChange.summary(self.status_a)}"
+                f" -> {StatusChange.summary(self.status_b)}"
+            )
+        out += [
+            f"{self.arch}: {c.test}: {StatusChange.summary(c.a)} -> {StatusChange.summary(c.b)}"
+            for c in self.tests
+            if c.regression
+        ]
+        out += [f"{self.arch}: new {c.kind}: {c.title}" for c in self.new_crashes]
+        out += [
+            f"{self.arch}: {m.name} {m.key} worse ({_pct(m.pct_change)})"
+            for m in self.metrics
+            if m.regression and not self.emulated_time(m)
+        ]
+        return out
+
+    def emulated_time(self, m: MetricDelta) -> bool:
+        """A host-speed-dependent metric measured under TCG: shown, never a regression."""
+        return "tcg" in self.accelerators and m.kind in (Kind.TIME, Kind.THROUGHPUT)
+
+    def uncounted(self) -> list[str]:
+        """Significant worsenings left out of regressions() because TCG ran them."""
+        return [
+            f"{self.arch}: {m.name} {m.key} worse under TCG ({_pct(m.pct_change)}), not counted"
+            for m in self.metrics
+            if m.regression and self.emulated_time(m)
+        ]
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.1f}%"
+
+
+@dataclass
+class Comparison:
+    baseline: Side
+    patched: Side
+    arches: list[ArchComparison]
+    only_baseline: list[str] = field(default_factory=list)  # arches missing on one side
+    only_patched: list[str] = field(default_factory=list)
+    forced: bool = False
+    command_line: list[str] = field(default_factory=list)
+
+    @property
+    def mismatches(self) -> list[Mismatch]:
+        return [m for a in self.arches for m in a.mismatches]
+
+    @property
+    def refused(self) -> list[Mismatch]:
+        return [m for m in self.mismatches if m.severity == "refuse"]
+
+    def regressions(self) -> list[str]:
+        return [r for a in self.arches for r in a.regressions()]
+
+    def uncounted(self) -> list[str]:
+        return [r for a in self.arches for r in a.uncounted()]
+
+    @property
+    def exit_code(self) -> int:
+        return 1 if self.regressions() else 0
+
+
+def compare(
+    baseline: Side, patched: Side, *, force: bool = False, command_line: Sequence[str] = ()
+) -> Comparison:
+    """Compare per architecture; raise :class:`Refused` on a mismatch unless ``force``."""
+    arches_a = list(dict.fromkeys(r.run.arch for r in baseline.runs))
+    arches_b = list(dict.fromkeys(r.run.arch for r in patched.runs))
+    result = Comparison(
+        baseline,
+        patched,
+        [],
+        only_baseline=[a for a in arches_a if a not in arches_b],
+        only_patched=[a for a in arches_b if a not in arches_a],
+        forced=force,
+        command_line=list(command_line),
+    )
+    for arch in [a for a in arches_a if a in arches_b]:
+        a, b = baseline.for_arch(arch), patched.for_arch(arch)
+        runs_a, runs_b = [r.run for r in a], [r.run for r in b]
+        new, gone = crash_changes(runs_a, runs_b)
+        result.arches.append(
+            ArchComparison(
+                arch,
+                a,
+                b,
+                compare_metrics(arch, runs_a, runs_b),
+                compare_tests(runs_a, runs_b),
+                new,
+                gone,
+                check_comparable(arch, a, b),
+            )
+        )
+    if result.refused and not force:
+        raise Refused(result.refused)
+    return result
+
+
+# ----------------------------------------------------------------------- inputs
+
+
+def load_runs(directory: str | Path) -> list[LoadedRun]:
+    """All runs of a result directory (OSError/ValueError if it is not one)."""
+    result_dir = ResultDir.open(directory)
+    return [LoadedRun(run, result_dir.meta, result_dir.path) for run in result_dir.runs]
+
+
+def split_ab(
+    runs: list[LoadedRun], baseline_label: str | None = None, patched_label: str | None = None
+) -> tuple[list[LoadedRun], list[LoadedRun]]:
+    """Split one A/B directory: by the given kernel labels, else by "+series" in the label."""
+    if baseline_label and patched_label:
+        return (
+            [r for r in runs if r.run.kernel == baseline_label],
+            [r for r in runs if r.run.kernel == patched_label],
+        )
+    if baseline_label:
+        return [r for r in runs if r.run.kernel == baseline_label], [
+            r for r in runs if r.run.kernel != baseline_label
+        ]
+    if patched_label:
+        return [r for r in runs if r.run.kernel != patched_label], [
+            r for r in runs if r.run.kernel == patched_label
+        ]
+    return [r for r in runs if not r.patched], [r for r in runs if r.patched]
+
+
+def _only(runs: list[LoadedRun], label: str | None) -> list[LoadedRun]:
+    return [r for r in runs if r.run.kernel == label] if label else runs
+
+
+def sides_from_dirs(
+    baseline_dirs: Sequence[Path],
+    patched_dirs: Sequence[Path],
+    *,
+    baseline_label: str | None = None,
+    patched_label: str | None = None,
+) -> tuple[Side, Side]:
+    """Sides from directories; no patched directories means one A/B set to split.
+
+    Raises ValueError when a side ends up empty (wrong labels, empty results).
+    """
+    runs_a = [r for d in baseline_dirs for r in load_runs(d)]
+    if patched_dirs:
+        runs_b = [r for d in patched_dirs for r in load_runs(d)]
+        runs_a, runs_b = _only(runs_a, baseline_label), _only(runs_b, patched_label)
+        dirs_b = list(patched_dirs)
+    else:
+        runs_a, runs_b = split_ab(runs_a, baseline_label, patched_label)
+        dirs_b = list(baseline_dirs)
+    for name, runs in (("baseline", runs_a), ("patched", runs_b)):
+        if not runs:
+            raise ValueError(
+                f"no {name} runs found (kernels present: "
+                f"{', '.join(sorted({r.run.kernel for r in runs_a + runs_b})) or 'none'})"
+            )
+    return Side("baseline", runs_a, list(baseline_dirs)), Side("patched", runs_b, dirs_b)
+
+
+def describe(delta: MetricDelta) -> dict[str, Any]:
+    """JSON form of one metric delta (compare.json)."""
+
+    def side(s: Stats | None) -> dict[str, Any] | None:
+        if s is None:
+            return None
+        return {
+            "n": s.n,
+            "mean": s.mean,
+            "stddev": s.stddev,
+            "pct_stddev": s.pct_stddev,
+            "min": s.lo,
+            "max": s.hi,
+            "values": s.values,
+        }
+
+    return {
+        "arch": delta.arch,
+        "group": delta.group,
+        "case": delta.case,
+        "key": delta.key,
+        "direction": str(delta.direction),
+        "kind": str(delta.kind),
+        "baseline": side(delta.a),
+        "patched": side(delta.b),
+        "pct_change": delta.pct_change,
+        "ratio": delta.ratio,
+        "ranges_overlap": delta.overlap,
+        "welch_p": delta.p_value,
+        "significant": delta.significant,
+        "verdict": delta.verdict,
+    }
