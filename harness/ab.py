@@ -21,6 +21,7 @@ from harness.patches import PatchedTree, PatchError, apply_series
 from harness.pipeline import Pipeline, StageError, kernel_label, obtain_source, patched_tree
 from harness.results import ArchRun, ResultDir, RunStatus, default_meta
 from harness.source import SourceError
+from harness.summary import write_summary
 
 VARIANTS = ("baseline", "patched")
 
@@ -93,4 +94,6 @@ def run_ab(pipeline: Pipeline, repetitions: int) -> tuple[ResultDir, RunStatus]:
                 reporter.info(
                     f"{arch.name} {variant} #{rep}: {run.status.value.upper()} {run.message}"
                 )
-    return results, results.finish()
+    status = results.finish()
+    write_summary(results.path / "summary.md", results.runs, results.meta)
+    return results, status

@@ -27,6 +27,7 @@ from harness.qemu import BootSpec, qemu_command
 from harness.results import ArchRun, ResultDir, RunStatus, default_meta
 from harness.source import SourceError, SourceTree, from_debian, from_local_tree, from_tarball
 from harness.spec import RunSpec
+from harness.summary import write_summary
 
 
 @dataclass
@@ -157,6 +158,7 @@ class Pipeline:
             results.record(run)
             self.reporter.info(f"{arch.name}: {run.status.value.upper()} {run.message}")
         status = results.finish()
+        write_summary(results.path / "summary.md", results.runs, results.meta)
         return results, status
 
     def run_arch(self, arch: Arch, tree: PatchedTree, results: ResultDir) -> ArchRun:

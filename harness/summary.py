@@ -1,0 +1,117 @@
+"""summary.md for one run: what a reviewer reads first.
+
+Per architecture: status, accelerator, times, KUnit counts per suite,
+crashes with the test that was running, and the stress/benchmark module
+figures as fixed-width tables that read well in a mail.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+
+from harness.ktap import Metric, TestStatus
+from harness.results import ArchRun, atomic_write_text
+
+STRESS_COLUMNS = ["requests", "filled", "partial", "failed", "p50_ns", "p99_ns", "max_ns",
+                  "compact_stall", "allocstall"]  # fmt: skip
+BENCH_COLUMNS = ["api", "ns_per_page", "ns_per_folio", "free_ns_per_page", "free_ns_per_folio"]
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
+
+    return [line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [
+        line(r) for r in rows
+    ]
+
+
+def _fmt(value: float | str | None) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float) and not value.is_integer():
+        return f"{value:.1f}"
+    return str(int(value)) if isinstance(value, float) else str(value)
+
+
+def _suite_counts(run: ArchRun) -> list[list[str]]:
+    if run.ktap is None:
+        return []
+    rows = []
+    for suite in run.ktap.root.subtests:
+        c = suite.counts()
+        rows.append([suite.name, suite.status.value, str(c.passed), str(c.failed),
+                     str(c.skipped + c.xfail), str(c.crashed)])  # fmt: skip
+    return rows
+
+
+def _module_metrics(metrics: list[Metric], suite: str) -> dict[str, dict[str, float | str]]:
+    cases: dict[str, dict[str, float | str]] = defaultdict(dict)
+    for m in metrics:
+        if m.test_path and m.test_path[0] == suite and m.test not in ("env", "setup"):
+            cases[m.test].update(m.values)
+    return cases
+
+
+def _arch_section(run: ArchRun) -> list[str]:
+    out = [f"## {run.arch}: {run.status.value.upper()}", ""]
+    accel = run.accelerator or "-"
+    reason = run.details.get("accelerator_reason", "")
+    out.append(f"- kernel: {run.kernel}; accelerator: {accel} ({reason})")
+    times = ", ".join(f"{k} {v:.1f} s" for k, v in run.durations.items())
+    out.append(f"- {run.message}")
+    if times:
+        out.append(f"- times: {times}")
+    if image := run.details.get("image"):
+        out.append(f"- image sha256: {image.get('sha256')}")
+    out.append("")
+    if rows := _suite_counts(run):
+        out += [*_table(["suite", "status", "pass", "fail", "skip/xfail", "crash"], rows), ""]
+    for crash in run.crashes:
+        where = f" in {crash.test}" if crash.test else ""
+        out.append(f"- **{crash.kind}**{where}: `{crash.title}` (console line {crash.line})")
+    if run.crashes:
+        out.append("")
+    stress = _module_metrics(run.metrics, "kbulk_stress")
+    if stress:
+        rows = [[case, *(_fmt(v.get(k)) for k in STRESS_COLUMNS)] for case, v in stress.items()]
+        out += ["kbulk_stress (counts are per case; latencies in ns):", ""]
+        out += [*_table(["case", *STRESS_COLUMNS], rows), ""]
+    bench = _module_metrics(run.metrics, "kbulk_bench")
+    if bench:
+        rows = [[case, *(_fmt(v.get(k)) for k in BENCH_COLUMNS)] for case, v in bench.items()]
+        out += ["kbulk_bench (under TCG compare ratios only, not absolute times):", ""]
+        out += [*_table(["case", *BENCH_COLUMNS], rows), ""]
+    return out
+
+
+def render_summary(runs: list[ArchRun], meta: dict) -> str:
+    out = ["# kbulk run summary", ""]
+    source = meta.get("source", {})
+    series = meta.get("series", {})
+    out.append(f"- source: {source.get('origin', '?')}")
+    patches = series.get("patches") or []
+    out.append(f"- series: {series.get('dir') or 'none'} ({len(patches)} patches, "
+               f"sha256 {str(series.get('sha256', ''))[:12]})")  # fmt: skip
+    out.append(f"- command: `{' '.join(meta.get('command_line', []))}`")
+    out.append("")
+    failed = [
+        (run.arch, ".".join(path))
+        for run in runs
+        if run.ktap
+        for path, node in run.ktap.root.walk()
+        if node.is_leaf and node.status in (TestStatus.FAIL, TestStatus.CRASH)
+    ]
+    if failed:
+        out += ["Failed or crashed tests:", ""] + [f"- {a}: {t}" for a, t in failed] + [""]
+    for run in runs:
+        out += _arch_section(run)
+    return "\n".join(out) + "\n"
+
+
+def write_summary(path: Path, runs: list[ArchRun], meta: dict) -> None:
+    atomic_write_text(path, render_summary(runs, meta))

@@ -1,0 +1,34 @@
+from harness.ktap import Metric, parse_ktap
+from harness.results import ArchRun, CrashReport, RunStatus
+from harness.summary import render_summary
+
+KTAP = """\
+KTAP version 1
+1..1
+    KTAP version 1
+    # Subtest: kbulk_stress
+    1..2
+    ok 1 gfp_kernel_order0
+    not ok 2 leak_check
+not ok 1 kbulk_stress
+"""
+
+
+def test_summary_lists_suites_failures_crashes_and_metrics() -> None:
+    doc = parse_ktap(KTAP.splitlines())
+    run = ArchRun(
+        "arm64", "v7.2.13+series-abc", RunStatus.TEST_FAILURE, accelerator="tcg",
+        ktap=doc, message="1 passed, 1 failed",
+        metrics=[Metric(["kbulk_stress", "gfp_kernel_order0"], "gfp_kernel_order0",
+                        {"requests": 10, "filled": 9, "partial": 1, "p99_ns": 1234.5})],
+        crashes=[CrashReport(kind="warning", title="WARNING: CPU: 0 PID: 1 at mm/x.c:1 f",
+                             test="kbulk_stress.<case #2>", line=42, excerpt=[])],
+        details={"image": {"sha256": "f" * 64}, "accelerator_reason": "TCG requested"},
+    )  # fmt: skip
+    text = render_summary([run], {"command_line": ["kbulk", "run"], "series": {"patches": []}})
+    assert "## arm64: FAIL" in text
+    assert "- arm64: kbulk_stress.leak_check" in text
+    assert "| kbulk_stress | fail   | 1    | 1    |" in text
+    assert "**warning** in kbulk_stress.<case #2>" in text and "console line 42" in text
+    assert "| gfp_kernel_order0 | 10       | 9      | 1       | -      | -      | 1234.5" in text
+    assert "f" * 64 in text
