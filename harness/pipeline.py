@@ -7,7 +7,6 @@ written to the result directory at once, and the next architecture still runs.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import shlex
 import time
@@ -25,7 +24,14 @@ from harness.patches import PatchedTree, PatchError, apply_series, load_series
 from harness.progress import Reporter
 from harness.qemu import BootSpec, qemu_command
 from harness.results import ArchRun, ResultDir, RunStatus, default_meta
-from harness.source import SourceError, SourceTree, from_debian, from_local_tree, from_tarball
+from harness.source import (
+    SourceError,
+    SourceTree,
+    from_debian,
+    from_local_tree,
+    from_tarball,
+    sha256_file,
+)
 from harness.spec import RunSpec
 from harness.summary import write_summary
 
@@ -104,14 +110,6 @@ def boot_cmdline(opts: RunOptions) -> list[str]:
     if suites:
         cmdline.append(f"kunit.filter_glob={suites}")
     return [*cmdline, *opts.extra_cmdline]
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 class Pipeline:
@@ -202,7 +200,7 @@ class Pipeline:
             status = RunStatus.CONFIG_ERROR if result.stage == "config" else RunStatus.BUILD_FAILURE
             raise StageError(status, f"{result.summary} (log: {result.log})")
         assert result.image is not None
-        run.details["image"] = {"path": str(result.image), "sha256": _sha256(result.image)}
+        run.details["image"] = {"path": str(result.image), "sha256": sha256_file(result.image)}
         self.reporter.info(f"    {arch.name}: {result.summary}")
         return result
 
