@@ -3,9 +3,13 @@
  * kbulk_bench - cost of the bulk page allocator against single-page loops.
  *
  *  - order 0: ns per page of alloc_pages_bulk() at several batch sizes
- *    against a loop of alloc_page(); freeing is timed as well
- *    (free_pages_bulk() where exported, else free_pages_bulk_order() of
- *    the series, else release_pages(), against a loop of __free_page());
+ *    against a loop of alloc_page(); freeing is timed as well: with
+ *    release_pages() (on every kernel, so that the allocations of the next
+ *    repetition find the per-cpu lists in the same state) against a loop of
+ *    __free_page(), and in one extra case with the bulk free helper
+ *    (free_pages_bulk() where exported, else the series'
+ *    free_pages_bulk_order()), which returns contiguous runs straight to
+ *    the buddy lists and so also changes the cost of the next allocations;
  *  - order > 0: ns per block/folio of alloc_pages_bulk_order() and
  *    folio_alloc_bulk() (when the kernel has them) against loops of
  *    alloc_pages(order) and folio_alloc(order).
@@ -54,11 +58,22 @@ static unsigned int blocks = 16;
 module_param(blocks, uint, 0444);
 MODULE_PARM_DESC(blocks, "Blocks per bulk call for order > 0 (default 16)");
 
+static int free0;
+module_param(free0, int, 0444);
+MODULE_PARM_DESC(free0,
+		 "Free of order0_batch<B> pages: 0 release_pages() (default), 1 __free_page() loop");
+
+static int free_bulk_batch = 64;
+module_param(free_bulk_batch, int, 0444);
+MODULE_PARM_DESC(free_bulk_batch,
+		 "Batch of the order0_batch<B>_free_bulk case (bulk free helper), 0 = none (default 64)");
+
 #define GFP_BENCH	GFP_KERNEL
 
 enum bench_kind {
 	B_SINGLE,	/* alloc_page() / __free_page() */
-	B_BULK,		/* alloc_pages_bulk() / free_pages_bulk()|release_pages() */
+	B_BULK,		/* alloc_pages_bulk() / release_pages() (or @free0) */
+	B_BULK_FREEBULK, /* alloc_pages_bulk() / free_pages_bulk[_order]() */
 	B_LOOP,		/* alloc_pages(order) / __free_pages() */
 	B_BULK_ORDER,	/* alloc_pages_bulk_order() */
 	B_FOLIO_LOOP,	/* folio_alloc(order) / folio_put() */
@@ -89,6 +104,14 @@ static unsigned long bench_nr_slots;
 static u64 ref_alloc[NR_PAGE_ORDERS], ref_free[NR_PAGE_ORDERS];
 static u64 ref_folio_alloc[NR_PAGE_ORDERS], ref_folio_free[NR_PAGE_ORDERS];
 
+static void bench_free_loop(struct page **pages, unsigned long n)
+{
+	unsigned long i;
+
+	for (i = 0; i < n; i++)
+		__free_page(pages[i]);
+}
+
 static void bench_free_units(const struct bench_case *c, unsigned long n)
 {
 	struct page **pages = (struct page **)bench_slots;
@@ -101,6 +124,15 @@ static void bench_free_units(const struct bench_case *c, unsigned long n)
 			__free_page(pages[i]);
 		break;
 	case B_BULK:
+		for (i = 0; i < n; i += step) {
+			step = min_t(unsigned long, c->batch, n - i);
+			if (free0 == 1)
+				bench_free_loop(pages + i, step);
+			else
+				release_pages(pages + i, step);
+		}
+		break;
+	case B_BULK_FREEBULK:
 		for (i = 0; i < n; i += step) {
 			step = min_t(unsigned long, c->batch, n - i);
 			kbulk_free_pages0(pages + i, step);
@@ -159,6 +191,7 @@ static unsigned long bench_alloc_units(const struct bench_case *c, u64 *shorts)
 		}
 		return i;
 	case B_BULK:
+	case B_BULK_FREEBULK:
 		while (i < c->units) {
 			want = min_t(unsigned long, c->batch, c->units - i);
 			n = alloc_pages_bulk(GFP_BENCH, want, pages + i);
@@ -268,6 +301,7 @@ static void bench_report(const struct bench_case *c, const struct bench_result *
 
 	switch (c->kind) {
 	case B_BULK:
+	case B_BULK_FREEBULK:
 	case B_BULK_ORDER:
 		ref_a = ref_alloc[c->order];
 		ref_f = ref_free[c->order];
@@ -304,7 +338,7 @@ static void bench_remember(const struct bench_case *c, const struct bench_result
 	}
 }
 
-#define BENCH_MAX_CASES	(1 + ARRAY_SIZE(batches) + 4 * ARRAY_SIZE(orders))
+#define BENCH_MAX_CASES	(2 + ARRAY_SIZE(batches) + 4 * ARRAY_SIZE(orders))
 
 static struct bench_case *bench_cases;
 static unsigned int bench_nr_cases;
@@ -341,6 +375,13 @@ static void bench_build_cases(void)
 	for (i = 0; i < nr_batches; i++) {
 		c = bench_add(B_BULK, "bulk", 0, max(batches[i], 0));
 		snprintf(c->name, sizeof(c->name), "order0_batch%d", batches[i]);
+	}
+	if (free_bulk_batch > 0) {
+		c = bench_add(B_BULK_FREEBULK, "bulk", 0, free_bulk_batch);
+		snprintf(c->name, sizeof(c->name), "order0_batch%d_free_bulk",
+			 free_bulk_batch);
+		if (!KBULK_HAVE_FREE_PAGES_BULK && !KBULK_HAVE_FREE_PAGES_BULK_ORDER)
+			c->skip = "no exported bulk free for order-0 pages on this kernel";
 	}
 	for (i = 0; i < nr_orders; i++) {
 		int o = orders[i];
@@ -381,7 +422,10 @@ static int __init kbulk_bench_init(void)
 
 	ktap_suite_start("kbulk_bench", bench_nr_cases);
 	kbulk_print_env();
-	ktap_diag("bulk frees: order 0 %s, order > 0 %s, folios %s", KBULK_FREE0_NAME,
+	ktap_diag("bulk frees: order0_batch %s, _free_bulk %s, order > 0 %s, folios %s",
+		  free0 == 1 ? "__free_page() loop" : "release_pages()",
+		  KBULK_HAVE_FREE_PAGES_BULK || KBULK_HAVE_FREE_PAGES_BULK_ORDER ?
+		  KBULK_FREE0_NAME : "n/a",
 		  KBULK_HAVE_FREE_PAGES_BULK_ORDER ? "free_pages_bulk_order()" :
 		  "__free_pages() loop",
 		  KBULK_HAVE_FOLIO_PUT_BULK ? "folio_put_bulk()" : "folio_put() loop");

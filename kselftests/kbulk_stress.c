@@ -6,14 +6,17 @@
  *
  * Threads:
  *  - a memory hog ("kbulk_hog") that takes @pressure percent of the memory
- *    that GFP_KERNEL can use above the low watermark, in large chunks, and
- *    keeps that level during each case.  It registers an OOM notifier that
- *    gives back 2 MiB whenever the OOM killer would run, so GFP_KERNEL
- *    allocations made by the test never kill anything, and it never takes
- *    memory below low watermark + floor;
+ *    that GFP_KERNEL can use above the low watermark, in large chunks.  It
+ *    registers an OOM notifier that gives back 2 MiB whenever the OOM
+ *    killer would run, so GFP_KERNEL allocations made by the test never
+ *    kill anything, and it never pushes a zone below its low watermark;
  *  - a fragmenter ("kbulk_frag") that allocates the remaining memory above
- *    the floor as order-0 pages and frees every page with an odd PFN, so
- *    the free memory left is made of order-0 holes;
+ *    the headroom as order-0 pages and frees every page with an odd PFN,
+ *    so the free memory left is made of order-0 holes;
+ *  - a keeper ("kbulk_keep", with @keep) that at the start of each case
+ *    takes the free memory down to low watermark + headroom (large chunks
+ *    first, so the holes are what stays free) and keeps it there while the
+ *    case runs;
  *  - @threads workers ("kbulk_w/N") that allocate and free through the bulk
  *    API for @duration_ms per case.
  *
@@ -203,7 +206,8 @@ static struct kbulk_hog {
 	unsigned long target;		/* chunks.pages between cases */
 	unsigned long holes;		/* pages the fragmenter freed */
 	long headroom;			/* usable pages left free in a case */
-	long level;			/* usable level kept during a case */
+	unsigned long keep_rounds;	/* keeper wake-ups in this case */
+	unsigned long keep_grown;	/* pages the keeper re-took */
 	atomic_long_t deflate_events;
 	atomic_long_t deflated_pages;
 	struct completion done;
@@ -365,7 +369,6 @@ static int kbulk_oom_notify(struct notifier_block *nb, unsigned long unused,
 		*freed += n;
 		atomic_long_inc(&hog.deflate_events);
 		atomic_long_add(n, &hog.deflated_pages);
-		WRITE_ONCE(hog.level, READ_ONCE(hog.level) + n);
 	}
 	return NOTIFY_OK;
 }
@@ -419,25 +422,27 @@ static int kbulk_frag_fn(void *arg)
 /*
  * During a case: take the free memory down to the low watermark +
  * hog.headroom (large chunks first, so what stays free is the fragmenter's
- * holes), then keep it there until stopped.  Pages given back by the OOM
- * notifier raise the level for the rest of the case.
+ * holes), then keep it there until stopped: whatever comes back above that
+ * level (pages the workers free, per-cpu lists drained by direct reclaim,
+ * pages the OOM notifier gave back once usage went down) is taken again.
  */
 static int kbulk_hog_keep_fn(void *arg)
 {
 	long hyst = max_t(long, hog.headroom / 2, 32);
 	long u = kbulk_usable();
 
-	WRITE_ONCE(hog.level, hog.headroom);
+	hog.keep_rounds = 0;
+	hog.keep_grown = 0;
 	if (u > hog.headroom)
 		hog_grow(&hog.keep, u - hog.headroom, 0, UINT_MAX);
 	complete(&hog.done);
 
 	while (!kthread_should_stop()) {
-		long level = READ_ONCE(hog.level);
-
 		u = kbulk_usable();
-		if (u > level + hyst)
-			hog_grow(&hog.keep, u - level, 0, 16);
+		if (u > hog.headroom + hyst)
+			hog.keep_grown += hog_grow(&hog.keep, u - hog.headroom, 0,
+						   UINT_MAX);
+		hog.keep_rounds++;
 		usleep_range(1000, 2000);
 	}
 	return 0;
@@ -825,7 +830,7 @@ static bool kbulk_run_case(struct kbulk_case *c, int nr)
 {
 	struct kbulk_events ev0, ev1;
 	struct task_struct *keeper = NULL;
-	long usable0, defl0, defl_pages0;
+	long usable0, usable1, defl0, defl_pages0;
 	unsigned long keep_pages = 0;
 	struct kbulk_metric m;
 	unsigned int i, o, started = 0;
@@ -892,6 +897,7 @@ static bool kbulk_run_case(struct kbulk_case *c, int nr)
 		w->task = NULL;
 	}
 	kbulk_events_snap(&ev1, kbulk_evbuf);
+	usable1 = kbulk_usable();
 	if (keeper)
 		kthread_stop(keeper);
 	hog_free(&hog.keep, ULONG_MAX);
@@ -941,6 +947,9 @@ static bool kbulk_run_case(struct kbulk_case *c, int nr)
 	kbm_s64(&m, "oom_deflate_pages",
 		atomic_long_read(&hog.deflated_pages) - defl_pages0);
 	kbm_u64(&m, "keep_pages", keep_pages);
+	kbm_u64(&m, "keep_rounds", hog.keep_rounds);
+	kbm_u64(&m, "keep_grown", hog.keep_grown);
+	kbm_s64(&m, "usable_end", usable1);
 	kbm_s64(&m, "usable_start", usable0);
 	kbm_u64(&m, "hog_pages", hog.chunks.pages + hog.frag.pages);
 	if (c->kind == KBULK_FOLIO_MIXED) {
