@@ -9,14 +9,17 @@ baseline and the patched tree, and reruns with nothing changed do no work.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import re
 import shlex
 import shutil
 import subprocess
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -205,7 +208,25 @@ class KernelBuilder:
             marker.write_text(self.request.digest + "\n")
         return problems
 
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Exclusive use of the build directory: two kbulk processes (a CI job
+        and a developer's run) building the same key would corrupt it."""
+        lock_path = self.build_dir.with_name(self.build_dir.name + ".lock")
+        lock_path.parent.mkdir(parents=True, exist_ok=True)
+        with lock_path.open("w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                print(f"waiting for another kbulk build in {self.build_dir}", file=sys.stderr)
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            yield
+
     def build(self, on_line: Callable[[str], None] | None = None) -> BuildResult:
+        with self.locked():
+            return self._build(on_line)
+
+    def _build(self, on_line: Callable[[str], None] | None = None) -> BuildResult:
         start = time.monotonic()
         bdir = self.build_dir
         bdir.mkdir(parents=True, exist_ok=True)
@@ -246,6 +267,12 @@ class KernelBuilder:
         return result
 
     def build_external_modules(
+        self, source_dir: Path, log: Path, on_line: Callable[[str], None] | None = None
+    ) -> tuple[list[Path], LogScan, int]:
+        with self.locked():
+            return self._build_external_modules(source_dir, log, on_line)
+
+    def _build_external_modules(
         self, source_dir: Path, log: Path, on_line: Callable[[str], None] | None = None
     ) -> tuple[list[Path], LogScan, int]:
         """Build the out-of-tree modules in source_dir against this kernel.

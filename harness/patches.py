@@ -123,7 +123,12 @@ def apply_series(source: SourceTree, series: Series | None, work_root: Path, log
         for patch in series.patches if series else []:
             _apply_one(tree, patch)
         (tree / ".kbulk-series").write_text(digest + "\n")
-        tree.rename(final)
+        try:
+            tree.rename(final)
+        except OSError:
+            # Another kbulk process published the same tree first: use theirs.
+            if not (marker.is_file() and marker.read_text().strip() == digest):
+                raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     if series:
