@@ -9,12 +9,14 @@ baseline and the patched tree, and reruns with nothing changed do no work.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import hashlib
 import os
 import re
 import shlex
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -155,6 +157,7 @@ class KernelBuilder:
                 env=env,
                 text=True,
                 errors="replace",
+                start_new_session=True,  # its own process group: killable as a whole
             )
             assert proc.stdout is not None
             try:
@@ -163,8 +166,14 @@ class KernelBuilder:
                     scan.feed(line)
                     if on_line:
                         on_line(line.rstrip())
-            finally:
-                rc = proc.wait()
+            except BaseException:
+                # Ctrl-C or SIGTERM: stop make and every compiler it started
+                # instead of waiting for the build to finish.
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait()
+                raise
+            rc = proc.wait()
         return rc, scan
 
     def configure(self, log: Path, force: bool = False) -> list[Mismatch]:
