@@ -173,6 +173,12 @@ class Pipeline:
                 RunStatus.CONFIG_ERROR if isinstance(e, KconfigError) else RunStatus.INFRA_ERROR
             )
             run.message = str(e)
+        except (KeyboardInterrupt, SystemExit):
+            # Keep what this arch produced (console log, build details) before leaving.
+            run.status = RunStatus.INFRA_ERROR
+            run.message = "interrupted (Ctrl-C or SIGTERM); the console log so far is kept"
+            results.record(run)
+            raise
         return run
 
     def builder(self, arch: Arch, tree: PatchedTree) -> KernelBuilder:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -168,7 +170,6 @@ def test_kernel_crash_is_a_classified_result_naming_the_test(
         if case.result and "rror" in type(case.result[0]).__name__
     ]
     assert errors, "the crashed test must be a JUnit error"
-    assert not qemu_processes_using(str(results_root)), "QEMU outlived the harness"
     image = run["details"]["image"]["path"]
     assert not qemu_processes_using(image)
 
@@ -211,3 +212,38 @@ def test_dropped_config_symbol_is_a_config_error(results_root: Path, tmp_path: P
     assert run["status"] == "config_error"
     assert "CONFIG_KBULK_NO_SUCH_SYMBOL=y" in run["message"]
     assert str(fragment) in run["message"]
+
+
+def test_sigterm_during_boot_kills_qemu_and_keeps_the_log(
+    main_job: Invocation, results_root: Path
+) -> None:
+    root = results_root / "sigterm"
+    root.mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness.cli", "run", "--arch", "x86_64", "--results", str(root)],
+        cwd=REPO_ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 600
+        console = None
+        while time.monotonic() < deadline:
+            logs = list(root.glob("*/x86_64/console.log"))
+            if logs and "kbulk-init: start" in logs[0].read_text(errors="replace"):
+                console = logs[0]
+                break
+            time.sleep(0.5)
+        assert console is not None, "the guest never reached init"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 128 + signal.SIGTERM
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    result_dir = console.parent.parent
+    data = json.loads((result_dir / "results.json").read_text())
+    assert data["meta"]["complete"] is False
+    (run,) = data["runs"]
+    assert run["status"] == "infra_error" and "interrupted" in run["message"]
+    assert not qemu_processes_using(run["details"]["image"]["path"]), "QEMU outlived the harness"
+    assert "kbulk-init: start" in console.read_text(errors="replace")
