@@ -84,6 +84,20 @@ def bench_arch(arch_name: str, bench: Path, jobs: int, hide_kvm: bool, log: Path
     kunit = [sys.executable, str(tree / "tools/testing/kunit/kunit.py"), "run",
              f"--arch={arch_name}", f"--build_dir={kunit_build}", f"--kunitconfig={kunitconfig}",
              f"--jobs={jobs}", "--timeout=600", SUITES]  # fmt: skip
+    # kunit.py's own arm64 QEMU config asks for the PL010 UART, which a
+    # tinyconfig-based arm64 .config cannot have; use the same machine
+    # without it (PL011 is what QEMU's virt board has).
+    qemu_config = bench / f"{arch_name}_qemu_config.py"
+    # kunit.py adds its own -accel options; drop ours from -machine.
+    machine = [a.replace(",accel=tcg", "") for a in arch.qemu_machine_tcg]
+    qemu_config.write_text(
+        "from ..qemu_config import QemuArchParams\n"
+        f"QEMU_ARCH = QemuArchParams(linux_arch={arch.make_arch!r}, kconfig='',\n"
+        f"    qemu_arch={arch.qemu_binary.removeprefix('qemu-system-')!r},\n"
+        f"    kernel_path={arch.image!r}, kernel_command_line='console={arch.console}',\n"
+        f"    extra_qemu_params={machine!r})\n"
+    )
+    kunit.append(f"--qemu_config={qemu_config}")
     if arch.cross_prefix_for_host():
         kunit.insert(3, f"--cross_compile={arch.cross_prefix_for_host()}")
     if hide_kvm:
@@ -135,7 +149,8 @@ def main() -> int:
     for arch, figs in report.items():
         for step in ("cold", "rerun", "touched"):
             a, b = figs["kbulk"][step], figs["kunit_tool"][step]
-            print(f"{arch:8} {step:8} {a:9.1f} {b:9.1f} {b / a:6.2f}")
+            sa, sb = figs["kbulk"][f"{step}_status"], figs["kunit_tool"][f"{step}_status"]
+            print(f"{arch:8} {step:8} {a:9.1f} {b:9.1f} {b / a:6.2f}  ({sa} / {sb})")
         for tool in ("kbulk", "kunit_tool"):
             print(f"{arch:8} boot-to-results {tool}: {figs[tool].get('rerun_boot_to_results')} s")
     print(f"(log: {log})")
