@@ -18,11 +18,12 @@ from pathlib import Path
 from harness.arch import Arch
 from harness.console import ExitReason, run_console
 from harness.guest.initramfs import build_initramfs
+from harness.guest.markers import INIT_START
 from harness.progress import Reporter
 from harness.qemu import Accel, BootSpec, ProbeCache, kvm_device_usable, qemu_command
 
 PROBE_TIMEOUT = 30.0
-_INIT_STARTED = re.compile(r"kbulk-init: start")
+_INIT_STARTED = re.compile(re.escape(INIT_START))
 
 
 @dataclass(frozen=True)

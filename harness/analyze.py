@@ -6,7 +6,6 @@ live pipeline classify a console log the same way.
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 from dataclasses import dataclass, field
@@ -14,12 +13,9 @@ from pathlib import Path
 
 from harness.console import ExitReason
 from harness.crash import find_crashes
+from harness.guest.markers import INIT_START, STEP_BEGIN, STEP_END
 from harness.ktap import KtapDocument, TestStatus, metrics_from, parse_console
 from harness.results import NON_FATAL_KINDS, CrashReport, RunStatus, status_from_tests
-
-_STEP_END = re.compile(r"kbulk-init: step end insmod (\S+) rc=(-?\d+)")
-_STEP_BEGIN = re.compile(r"kbulk-init: step begin insmod (\S+)")
-_INIT_START = "kbulk-init: start"
 
 
 @dataclass
@@ -35,9 +31,9 @@ class Analysis:
 def module_steps(lines: list[str]) -> dict[str, int | None]:
     steps: dict[str, int | None] = {}
     for line in lines:
-        if m := _STEP_BEGIN.search(line):
+        if m := STEP_BEGIN.search(line):
             steps[m.group(1)] = None
-        elif m := _STEP_END.search(line):
+        elif m := STEP_END.search(line):
             steps[m.group(1)] = int(m.group(2))
     return steps
 
@@ -67,7 +63,7 @@ def analyze(lines: list[str], reason: ExitReason | None, expect_modules: list[st
         if not lines:
             where = " before the kernel printed anything (hang at boot)"
         return done(RunStatus.TIMEOUT, f"{what}{where}")
-    saw_init = any(_INIT_START in line for line in lines)
+    saw_init = any(INIT_START in line for line in lines)
     if reason == ExitReason.GUEST_EXIT:
         where = "before init started" if not saw_init else "before init finished its plan"
         return done(RunStatus.CRASH, f"the guest stopped {where} (no crash report on the console)")

@@ -21,8 +21,9 @@ from pathlib import Path
 
 import pexpect
 
+from harness.guest.markers import INIT_DONE
+
 _PR_SET_PDEATHSIG = 1
-DONE_MARKER = "kbulk-init: done"
 _PANIC = re.compile(r"Kernel panic - not syncing")
 # After the guest said it is done (or panicked), QEMU should exit within this.
 _EXIT_GRACE_SECONDS = 30.0
@@ -101,7 +102,7 @@ def run_console(
                     log.flush()
                     if on_line:
                         on_line(line)
-                    if DONE_MARKER in line:
+                    if INIT_DONE in line:
                         result.saw_done = True
                         finish_by = time.monotonic() + _EXIT_GRACE_SECONDS
                     elif _PANIC.search(line) and finish_by is None:

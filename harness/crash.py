@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from harness.guest.markers import STEP_BEGIN, STEP_END
 from harness.results import CrashReport
 
 # printk prefixes: "[    1.234567] ", "<4>[ 1.2] ", or nothing.
@@ -40,8 +41,6 @@ _PANIC_FOLLOWS_LINES = 40  # x86 repeats the register dump after "end trace"
 
 _SUBTEST = re.compile(r"^(\s*)# Subtest: (\S+)")
 _RESULT = re.compile(r"^(\s*)(?:not )?ok (\d+)(?: (?:- )?([^#]*?))?\s*(?:#.*)?$")
-_STEP_BEGIN = re.compile(r"kbulk-init: step begin insmod (\S+)")
-_STEP_END = re.compile(r"kbulk-init: step end insmod (\S+)")
 
 
 def strip_prefix(line: str) -> str:
@@ -70,10 +69,10 @@ class RunningTestTracker:
     module: str | None = None
 
     def feed(self, text: str) -> None:
-        if m := _STEP_BEGIN.search(text):
+        if m := STEP_BEGIN.search(text):
             self.module = m.group(1)
             return
-        if _STEP_END.search(text):
+        if STEP_END.search(text):
             self.module = None
             return
         if m := _SUBTEST.match(text):
