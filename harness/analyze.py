@@ -16,6 +16,7 @@ from harness.crash import find_crashes
 from harness.guest.markers import INIT_START, STEP_BEGIN, STEP_END
 from harness.ktap import KtapDocument, TestStatus, metrics_from, parse_console
 from harness.results import NON_FATAL_KINDS, CrashReport, RunStatus, status_from_tests
+from harness.selftest_lines import parse_summaries
 
 
 @dataclass
@@ -41,6 +42,10 @@ def module_steps(lines: list[str]) -> dict[str, int | None]:
 def analyze(lines: list[str], reason: ExitReason | None, expect_modules: list[str]) -> Analysis:
     """Classify a boot. ``reason`` None means a saved log of unknown ending (parse)."""
     doc = parse_console(lines)
+    legacy = parse_summaries(lines)
+    if legacy:  # self-tests without KTAP (test_vmalloc) count like KUnit suites
+        doc.root.subtests.extend(legacy)
+        doc.root.status = doc.root.counts().status()
     crashes = find_crashes(lines)
     metrics = metrics_from(doc)
     steps = module_steps(lines)

@@ -161,6 +161,9 @@ def _add_series_check(sub: argparse._SubParsersAction) -> None:
                    help="extra config fragment (repeatable): configs/callers.config")  # fmt: skip
     p.add_argument("--checkpatch-only", action="store_true", help="skip the builds")
     p.add_argument("--upto", type=int, metavar="N", help="stop after the first N patches")
+    p.add_argument("--from", type=int, metavar="N", dest="first", default=1,
+                   help="build from patch N on (prefix N-1 is built as the comparison base, "
+                   "earlier patches are only applied); default: %(default)s")  # fmt: skip
     p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1,
                    help="parallel make jobs; default: %(default)s")  # fmt: skip
     p.add_argument("--results", type=Path, default=Path("results"),
@@ -352,6 +355,9 @@ def cmd_series_check(args: argparse.Namespace, reporter: Reporter) -> int:
     if series_dir is None or (args.upto is not None and args.upto < 1):
         reporter.error("need a series (--series DIR) and --upto N with N >= 1")
         return 2
+    if args.first < 1 or (args.upto is not None and args.first > args.upto):
+        reporter.error(f"--from {args.first}: N must be >= 1 and not beyond --upto")
+        return 2
     opts = seriescheck.SeriesCheckOptions(
         spec=spec,
         series_dir=series_dir,
@@ -361,6 +367,7 @@ def cmd_series_check(args: argparse.Namespace, reporter: Reporter) -> int:
         config_fragments=[f.resolve() for f in args.config_fragment],
         checkpatch_only=args.checkpatch_only,
         upto=args.upto,
+        first=args.first,
         jobs=args.jobs,
         argv=sys.argv,
     )

@@ -268,11 +268,14 @@ class PrefixBuild:
     not_yet_present: list[str] = field(default_factory=list)  # requested symbols not in Kconfig
     config_mismatches: list[str] = field(default_factory=list)
     compared_with_failed_build: bool = False
+    base_only: bool = False  # the prefix before --from: built as the comparison base
 
     @property
     def label(self) -> str:
         if self.status == "skipped":
             return "-"
+        if self.base_only and self.status == "ok":
+            return f"base {self.duration:.0f}s"
         word = "ok" if self.status == "ok" else "FAIL" if self.status != "config_error" else "CFG"
         return f"{word} {self.duration:.0f}s"
 
@@ -297,6 +300,7 @@ class SeriesReport:
     source: str
     arches: list[str]
     checkpatch_only: bool
+    first: int = 1  # first patch checked by a build (--from)
     config_fragments: list[str] = field(default_factory=list)
     baseline: dict[str, PrefixBuild] = field(default_factory=dict)
     patches: list[PatchEntry] = field(default_factory=list)
@@ -365,6 +369,11 @@ def render_markdown(report: SeriesReport) -> str:
         f"- architectures: {', '.join(report.arches)}"
         + (" (checkpatch only, no builds)" if report.checkpatch_only else ""),
     ]
+    if report.first > 1 and not report.checkpatch_only:
+        lines.append(
+            f"- builds from patch {report.first} on; prefix {report.first - 1} built as the "
+            "comparison base (base), earlier prefixes not built (-)"
+        )
     if report.config_fragments:
         lines.append(f"- extra config fragments: {', '.join(report.config_fragments)}")
     rows = table_rows(report, name_width=200)
@@ -558,6 +567,10 @@ class SeriesCheckOptions:
     config_fragments: list[Path] = field(default_factory=list)
     checkpatch_only: bool = False
     upto: int | None = None
+    # First patch whose prefix is built; prefix first-1 is built as its
+    # comparison base, earlier patches are only applied.  For configs too big
+    # to rebuild after every early header change (configs/callers.config).
+    first: int = 1
     jobs: int = 2
     argv: list[str] = field(default_factory=list)
 
@@ -566,7 +579,7 @@ class SeriesCheckOptions:
 class _ArchState:
     builder: KernelBuilder
     logs: Path
-    previous: list[str] = field(default_factory=list)  # log lines of the last prefix built
+    previous: list[str] | None = None  # log lines of the last prefix built (None: none yet)
     previous_ok: bool = True
 
 
@@ -591,6 +604,7 @@ class SeriesCheck:
             source.origin,
             arches,
             opts.checkpatch_only,
+            opts.first,
             [str(f) for f in opts.config_fragments],
             meta=default_meta(opts.argv, source_sha256=source.checksum),
         )
@@ -645,6 +659,7 @@ class SeriesCheck:
                 logs.mkdir(parents=True, exist_ok=True)
                 states[arch.name] = _ArchState(builder, logs)
             total = len(report.patches)
+            base = max(self.opts.first - 1, 0)
             for k in range(total + 1):
                 entry = report.patches[k - 1] if k else None
                 if entry is not None:
@@ -658,12 +673,16 @@ class SeriesCheck:
                             )
                         write_reports(report, out)
                         return
+                if k < base:  # before --from: applied, not built
+                    continue
                 upcoming = report.patches[k].touched if k < total else []
                 work.touch(upcoming)  # so this build logs their "before" warnings
-                reconfigure = k == 0 or any(Path(f).name.startswith("Kconfig") for f in
+                reconfigure = k == base or any(Path(f).name.startswith("Kconfig") for f in
                                             (entry.touched if entry else []))  # fmt: skip
                 for arch in arches:
                     result = self._build_one(work, states[arch.name], k, total, entry, reconfigure)
+                    if k == base and entry is not None:
+                        result.base_only = True  # built to compare with, not checked
                     (report.baseline if entry is None else entry.builds)[arch.name] = result
                     if result.status != "ok":
                         dest = out / arch.name
@@ -706,7 +725,7 @@ class SeriesCheck:
             elif problems:
                 result.status = "config_error"
             lines = log.read_text(errors="replace").splitlines()
-            if entry is not None:
+            if entry is not None and state.previous is not None:
                 self._compare(state, entry, lines, work.path, result)
             state.previous, state.previous_ok = lines, result.status == "ok"
             new = f", {len(result.new_warnings)} new warnings" if result.new_warnings else ""
@@ -745,7 +764,7 @@ class SeriesCheck:
         after = [w for w in parse_warnings(lines, tree, bdir) if w.path in wanted]
         result.warnings_in_touched = [str(w) for w in after]
         result.new_warnings = [
-            str(w) for w in diff_warnings(state.previous, lines, wanted, tree, bdir)
+            str(w) for w in diff_warnings(state.previous or [], lines, wanted, tree, bdir)
         ]
         result.compared_with_failed_build = not state.previous_ok
 

@@ -437,20 +437,26 @@ def test_e2e_checkpatch_only_lists_every_patch(tmp_path: Path) -> None:
 
 
 @pytest.mark.e2e
-def test_e2e_incremental_build_of_two_prefixes(tmp_path: Path) -> None:
-    rc, output, out = kbulk_series_check(tmp_path, "--upto", "2", "--arch", "x86_64", timeout=5400)
+def test_e2e_incremental_build_of_prefixes_from_patch_2(tmp_path: Path) -> None:
+    rc, output, out = kbulk_series_check(
+        tmp_path, "--from", "2", "--upto", "3", "--arch", "x86_64", timeout=5400
+    )
     data = json.loads((out / REPORT_JSON).read_text())
-    base = data["baseline"]["x86_64"]
-    p1, p2 = (p["builds"]["x86_64"] for p in data["patches"])
-    assert [b["status"] for b in (base, p1, p2)] == ["ok", "ok", "ok"], output
+    assert data["baseline"] == {} and data["first"] == 2
+    p1, p2, p3 = (p["builds"]["x86_64"] for p in data["patches"])
+    assert [b["status"] for b in (p1, p2, p3)] == ["ok", "ok", "ok"], output
+    # prefix 1 is only the comparison base: its warnings are not findings
+    assert p1["base_only"] and p1["new_warnings"] == []
+    assert not p2["base_only"] and not p3["base_only"]
     # the KUnit symbol of the series' fragment only exists from patch 2 on
-    assert base["not_yet_present"] == ["CONFIG_PAGE_ALLOC_BULK_KUNIT_TEST"]
     assert p1["not_yet_present"] == ["CONFIG_PAGE_ALLOC_BULK_KUNIT_TEST"]
     assert p2["not_yet_present"] == [] and p2["config_mismatches"] == []
-    # incremental: patch 1 recompiles its files, not the kernel
-    log1 = Path(p1["log"]).read_text()
-    assert "  CC      mm/page_alloc.o" in log1
-    assert "  CC      init/main.o" not in log1
     assert "  CC      mm/tests/page_alloc_bulk_kunit.o" in Path(p2["log"]).read_text()
-    assert rc == data["exit_code"] == (EXIT_FINDINGS if p1["new_warnings"] or p2["new_warnings"]
+    # incremental: patch 3 recompiles its files, not the kernel
+    log3 = Path(p3["log"]).read_text()
+    assert "  CC      mm/page_alloc.o" in log3
+    assert "  CC      init/main.o" not in log3
+    md = (out / REPORT_MD).read_text()
+    assert "builds from patch 2 on" in md and "| 1 | 0001-" in md and "base " in md
+    assert rc == data["exit_code"] == (EXIT_FINDINGS if p2["new_warnings"] or p3["new_warnings"]
                                        else EXIT_OK)  # fmt: skip

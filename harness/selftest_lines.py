@@ -1,0 +1,87 @@
+"""In-kernel self-tests that report in their own format instead of KTAP.
+
+Some tests that reach the bulk allocator predate KTAP: lib/test_vmalloc.c
+prints one "Summary:" line per test case and worker. Built in (=y) they run at
+boot; this module turns their lines into a suite of TestNodes next to the
+KUnit suites, so they show up in results.json, JUnit and compare like any
+other case. Each format is data (suite name + line pattern), not code.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from harness.ktap import TestNode, TestStatus
+
+
+@dataclass(frozen=True)
+class SummaryFormat:
+    suite: str
+    # named groups: case, passed, failed, and optionally xfailed
+    pattern: re.Pattern[str]
+
+
+FORMATS = (
+    # lib/test_vmalloc.c, vmalloc_test_init():
+    # "Summary: fix_size_alloc_test passed: 1 failed: 0 xfailed: 0 repeat: 1 loops: 2000
+    #  avg: 80 usec" (one line)
+    SummaryFormat(
+        "test_vmalloc",
+        re.compile(
+            r"Summary: (?P<case>\w+) passed: (?P<passed>\d+) failed: (?P<failed>\d+)"
+            r"(?: xfailed: (?P<xfailed>\d+))?(?P<rest>.*)$"
+        ),
+    ),
+)
+
+
+def _status(passed: int, failed: int, xfailed: int) -> TestStatus:
+    if failed:
+        return TestStatus.FAIL
+    if passed:
+        return TestStatus.PASS
+    if xfailed:
+        return TestStatus.XFAIL
+    return TestStatus.SKIP
+
+
+def parse_summaries(
+    lines: Iterable[str], formats: Iterable[SummaryFormat] = FORMATS
+) -> list[TestNode]:
+    """One suite per format that matched; a case reported by several workers is merged."""
+    formats = list(formats)
+    cases: dict[str, dict[str, list[int]]] = {f.suite: {} for f in formats}
+    first: dict[tuple[str, str], tuple[int, str]] = {}
+    for number, line in enumerate(lines, start=1):
+        for fmt in formats:
+            m = fmt.pattern.search(line)
+            if m is None:
+                continue
+            counts = cases[fmt.suite].setdefault(m.group("case"), [0, 0, 0])
+            counts[0] += int(m.group("passed"))
+            counts[1] += int(m.group("failed"))
+            counts[2] += int(m.group("xfailed") or 0)
+            first.setdefault((fmt.suite, m.group("case")), (number, m.group(0).strip()))
+    suites = []
+    for suite, by_case in cases.items():
+        if not by_case:
+            continue
+        node = TestNode(name=suite, status=TestStatus.NO_TESTS, planned=len(by_case))
+        for index, (case, (passed, failed, xfailed)) in enumerate(by_case.items(), start=1):
+            line, text = first[(suite, case)]
+            leaf = TestNode(
+                name=case,
+                status=_status(passed, failed, xfailed),
+                diagnostics=[text],
+                first_line=line,
+                last_line=line,
+                number=index,
+            )
+            leaf.reported = leaf.status
+            node.subtests.append(leaf)
+        node.status = node.counts().status()
+        node.reported = node.status
+        suites.append(node)
+    return suites
