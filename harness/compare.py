@@ -106,6 +106,7 @@ DIRECTIONS: tuple[tuple[str, Direction, Kind], ...] = (
     ("partial", Direction.NEUTRAL, Kind.RAW),
     ("failed", Direction.NEUTRAL, Kind.RAW),
     ("compact_*", Direction.NEUTRAL, Kind.RAW),
+    ("req_compact_*", Direction.LOWER, Kind.RAW),  # folio cases: most stalls in one request
     ("allocstall", Direction.NEUTRAL, Kind.RAW),
     ("pgalloc", Direction.NEUTRAL, Kind.RAW),
     ("calls", Direction.NEUTRAL, Kind.RAW),

@@ -21,8 +21,12 @@
  *    API for @duration_ms per case.
  *
  * Cases: one per (GFP mode, order), plus for order 0 a "caller loop"
- * variant (call alloc_pages_bulk() until no progress, as btrfs does) and
- * one mixed-order folio case per mode, then a leak check.
+ * variant (call alloc_pages_bulk() until no progress, as btrfs does), one
+ * mixed-order folio case per mode (folio_alloc_bulk(), or its open-coded
+ * equivalent on 7.2) and the same request as a per-folio loop without
+ * sticky downgrade (folio_loop, on every kernel), then a leak check.  The
+ * folio cases also report the most direct compaction stalls and failures
+ * seen during one request.
  *
  * Module init prints the whole KTAP document, frees everything it
  * allocated and returns 0: the module stays loaded (doing nothing) until
@@ -90,6 +94,11 @@ static bool folio_mixed = true;
 module_param(folio_mixed, bool, 0444);
 MODULE_PARM_DESC(folio_mixed, "Add <mode>_folio_mixed cases (default Y)");
 
+static bool folio_loop = true;
+module_param(folio_loop, bool, 0444);
+MODULE_PARM_DESC(folio_loop,
+		 "Add <mode>_folio_loop cases: folio_mixed's request as a per-folio loop of folio_alloc() from order 9 down, without sticky downgrade (default Y)");
+
 static unsigned int folio_kb = 2048;
 module_param(folio_kb, uint, 0444);
 MODULE_PARM_DESC(folio_kb, "Bytes (KiB) per folio_mixed request (default 2048)");
@@ -133,6 +142,7 @@ enum kbulk_kind {
 	KBULK_EXACT,		/* nr blocks of exactly one order */
 	KBULK_CALLER_LOOP,	/* order 0, caller loops until no progress */
 	KBULK_FOLIO_MIXED,	/* folios of any order 0..9 adding up to a size */
+	KBULK_FOLIO_LOOP,	/* the same with a per-folio loop, no sticky downgrade */
 };
 
 enum kbulk_api {
@@ -149,7 +159,7 @@ static const char * const kbulk_api_names[] = {
 	[API_LOOP] = "loop",
 };
 
-#define KBULK_MAX_CASES	(ARRAY_SIZE(kbulk_modes) * (ARRAY_SIZE(orders) + 2))
+#define KBULK_MAX_CASES	(ARRAY_SIZE(kbulk_modes) * (ARRAY_SIZE(orders) + 3))
 
 struct kbulk_case {
 	char name[64];
@@ -177,6 +187,9 @@ struct kbulk_worker {
 	char why[160];
 	u64 ord[NR_PAGE_ORDERS];
 	struct kbulk_hist hist;
+	/* folio cases: direct compaction events seen during one request */
+	unsigned long *evbuf;
+	u64 req_stall_max, req_cfail_max;
 };
 
 static struct kbulk_worker **kbulk_workers;
@@ -464,7 +477,7 @@ static int kbulk_run_thread(int (*fn)(void *), const char *name)
 /* Workers                                                            */
 /* ------------------------------------------------------------------ */
 
-static void kbulk_bad(struct kbulk_worker *w, const char *fmt, ...)
+static __printf(2, 3) void kbulk_bad(struct kbulk_worker *w, const char *fmt, ...)
 {
 	va_list args;
 
@@ -650,6 +663,66 @@ static unsigned int kbulk_req_folios(struct kbulk_worker *w, gfp_t gfp,
 	return n;
 }
 
+/*
+ * kbulk_req_folios()'s request as many callers write it: every folio starts
+ * again at the largest order and falls back for itself only, so a failing
+ * order is retried for each folio of the request.  Same gfp policy per order
+ * as the series (opportunistic above 64K, no direct reclaim at the huge
+ * order), so only the missing sticky downgrade differs.
+ */
+static unsigned int kbulk_req_folio_loop(struct kbulk_worker *w, gfp_t gfp,
+					 unsigned long size, unsigned int max)
+{
+	struct folio **folios = (struct folio **)w->slots;
+	unsigned int maxo = KBULK_HUGE_ORDER;
+	unsigned int band = min_t(unsigned int, maxo, get_order(SZ_64K));
+	unsigned long left = size;
+	unsigned int n = 0;
+
+	while (left && n < max) {
+		struct folio *folio = NULL;
+		unsigned int order = maxo;
+
+		while (order && (1UL << order) > left)
+			order--;
+		for (;;) {
+			gfp_t g = gfp;
+
+			if (order > band)
+				g = (gfp | __GFP_NORETRY | __GFP_NOWARN) & ~__GFP_NOFAIL;
+			if (order >= KBULK_HUGE_ORDER)
+				g &= ~__GFP_DIRECT_RECLAIM;
+			folio = folio_alloc(g, order);
+			w->calls++;
+			if (folio || !order)
+				break;
+			order--;
+		}
+		if (!folio)
+			break;
+		folios[n++] = folio;
+		left -= 1UL << order;
+	}
+	return n;
+}
+
+static bool kbulk_is_folio_kind(const struct kbulk_case *c)
+{
+	return c->kind == KBULK_FOLIO_MIXED || c->kind == KBULK_FOLIO_LOOP;
+}
+
+/* Direct compaction stalls and failures so far (system wide). */
+static void kbulk_compact_events(unsigned long *buf, u64 *stall, u64 *fail)
+{
+	*stall = 0;
+	*fail = 0;
+#if defined(CONFIG_VM_EVENT_COUNTERS) && defined(CONFIG_COMPACTION)
+	all_vm_events(buf);
+	*stall = buf[COMPACTSTALL];
+	*fail = buf[COMPACTFAIL];
+#endif
+}
+
 static void kbulk_one_request(struct kbulk_worker *w)
 {
 	const struct kbulk_case *c = w->c;
@@ -658,9 +731,16 @@ static void kbulk_one_request(struct kbulk_worker *w)
 	struct folio **folios = (struct folio **)w->slots;
 	unsigned long got = 0, want;
 	unsigned int n, i;
-	u64 t0, t1;
+	u64 t0, t1, stall0 = 0, fail0 = 0, stall1, fail1;
 
 	w->seq++;
+	/*
+	 * Counted outside the timed section.  With several workers a request
+	 * is also charged the stalls of requests running beside it: the
+	 * per-request maximum is an upper bound.
+	 */
+	if (kbulk_is_folio_kind(c))
+		kbulk_compact_events(w->evbuf, &stall0, &fail0);
 	t0 = ktime_get_ns();
 	switch (c->kind) {
 	case KBULK_CALLER_LOOP:
@@ -668,6 +748,9 @@ static void kbulk_one_request(struct kbulk_worker *w)
 		break;
 	case KBULK_FOLIO_MIXED:
 		n = kbulk_req_folios(w, gfp, c->size, c->nr);
+		break;
+	case KBULK_FOLIO_LOOP:
+		n = kbulk_req_folio_loop(w, gfp, c->size, c->nr);
 		break;
 	default:
 		if (c->order == 0)
@@ -678,8 +761,13 @@ static void kbulk_one_request(struct kbulk_worker *w)
 	}
 	t1 = ktime_get_ns();
 	kbulk_hist_add(&w->hist, t1 - t0);
+	if (kbulk_is_folio_kind(c)) {
+		kbulk_compact_events(w->evbuf, &stall1, &fail1);
+		w->req_stall_max = max(w->req_stall_max, stall1 - stall0);
+		w->req_cfail_max = max(w->req_cfail_max, fail1 - fail0);
+	}
 
-	if (c->kind == KBULK_FOLIO_MIXED) {
+	if (kbulk_is_folio_kind(c)) {
 		for (i = 0; i < n; i++) {
 			unsigned int o = folio_order(folios[i]);
 
@@ -717,7 +805,7 @@ static void kbulk_one_request(struct kbulk_worker *w)
 	 * show up here as a difference of the allocation semantics.  They are
 	 * measured by kbulk_bench instead.
 	 */
-	if (c->kind == KBULK_FOLIO_MIXED) {
+	if (kbulk_is_folio_kind(c)) {
 		for (i = 0; i < n; i++) {
 			kbulk_give(w, &folios[i]->page, folio_order(folios[i]), i);
 			folio_put(folios[i]);
@@ -784,6 +872,12 @@ static void kbulk_add_case(unsigned int mode, enum kbulk_kind kind, int order)
 		c->size = max_t(unsigned long, (unsigned long)folio_kb * SZ_1K >> PAGE_SHIFT, 1);
 		c->nr = c->size;
 		break;
+	case KBULK_FOLIO_LOOP:
+		snprintf(c->name, sizeof(c->name), "%s_folio_loop", m);
+		c->api = API_LOOP;
+		c->size = max_t(unsigned long, (unsigned long)folio_kb * SZ_1K >> PAGE_SHIFT, 1);
+		c->nr = c->size;
+		break;
 	default:
 		snprintf(c->name, sizeof(c->name), "%s_order%d", m, order);
 		if (order == 0)
@@ -818,6 +912,8 @@ static void kbulk_build_cases(void)
 		}
 		if (folio_mixed)
 			kbulk_add_case(m, KBULK_FOLIO_MIXED, 0);
+		if (folio_loop)
+			kbulk_add_case(m, KBULK_FOLIO_LOOP, 0);
 	}
 }
 
@@ -856,10 +952,12 @@ static bool kbulk_run_case(struct kbulk_case *c, int nr)
 
 	for (i = 0; i < threads; i++) {
 		struct kbulk_worker *w = kbulk_workers[i];
+		unsigned long *evbuf = w->evbuf;
 		void **slots = w->slots;
 
 		memset(w, 0, sizeof(*w));
 		w->slots = slots;
+		w->evbuf = evbuf;
 		w->id = i;
 		w->c = c;
 		init_completion(&w->started);
@@ -925,6 +1023,8 @@ static bool kbulk_run_case(struct kbulk_case *c, int nr)
 		s->freed_pages += w->freed_pages;
 		for (o = 0; o < NR_PAGE_ORDERS; o++)
 			s->ord[o] += w->ord[o];
+		s->req_stall_max = max(s->req_stall_max, w->req_stall_max);
+		s->req_cfail_max = max(s->req_cfail_max, w->req_cfail_max);
 		kbulk_hist_merge(&s->hist, &w->hist);
 		if (w->bad) {
 			ok = false;
@@ -945,7 +1045,7 @@ static bool kbulk_run_case(struct kbulk_case *c, int nr)
 	kbulk_events_print(&m, &ev0, &ev1);
 	kbm_str(&m, "api", kbulk_api_names[c->api]);
 	kbm_u64(&m, "order", c->order);
-	kbm_u64(&m, "nr", c->kind == KBULK_FOLIO_MIXED ? c->size : c->nr);
+	kbm_u64(&m, "nr", kbulk_is_folio_kind(c) ? c->size : c->nr);
 	kbm_u64(&m, "folios", s->units);
 	kbm_u64(&m, "calls", s->calls);
 	kbm_u64(&m, "mean_ns", s->requests ? div64_u64(s->hist.sum, s->requests) : 0);
@@ -960,7 +1060,9 @@ static bool kbulk_run_case(struct kbulk_case *c, int nr)
 	kbm_s64(&m, "usable_end", usable1);
 	kbm_s64(&m, "usable_start", usable0);
 	kbm_u64(&m, "hog_pages", hog.chunks.pages + hog.frag.pages);
-	if (c->kind == KBULK_FOLIO_MIXED) {
+	if (kbulk_is_folio_kind(c)) {
+		kbm_u64(&m, "req_compact_stall_max", s->req_stall_max);
+		kbm_u64(&m, "req_compact_fail_max", s->req_cfail_max);
 		for (o = 0; o <= KBULK_HUGE_ORDER; o++) {
 			char key[8];
 
@@ -1004,6 +1106,7 @@ static void kbulk_free_workers(void)
 		if (!kbulk_workers[i])
 			continue;
 		kvfree(kbulk_workers[i]->slots);
+		kfree(kbulk_workers[i]->evbuf);
 		kfree(kbulk_workers[i]);
 	}
 	kfree(kbulk_workers);
@@ -1028,6 +1131,11 @@ static int kbulk_alloc_workers(void)
 		kbulk_workers[i]->slots = kvcalloc(kbulk_nr_slots, sizeof(void *),
 						   GFP_KERNEL);
 		if (!kbulk_workers[i]->slots)
+			return -ENOMEM;
+		kbulk_workers[i]->evbuf = kcalloc(NR_VM_EVENT_ITEMS,
+						  sizeof(unsigned long),
+						  GFP_KERNEL);
+		if (!kbulk_workers[i]->evbuf)
 			return -ENOMEM;
 	}
 	return 0;
