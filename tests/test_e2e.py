@@ -247,3 +247,30 @@ def test_sigterm_during_boot_kills_qemu_and_keeps_the_log(
     assert run["status"] == "infra_error" and "interrupted" in run["message"]
     assert not qemu_processes_using(run["details"]["image"]["path"]), "QEMU outlived the harness"
     assert "kbulk-init: start" in console.read_text(errors="replace")
+
+
+@pytest.fixture(scope="session")
+def callers_job(results_root: Path) -> Invocation:
+    """Kernel tests that reach converted callers: kunit_iov_iter and test_vmalloc."""
+    return kbulk(results_root / "callers", "run", "--spec", "configs/callers.yaml")
+
+
+@pytest.mark.parametrize("arch", ["x86_64", "arm64"])
+def test_converted_callers_pass_their_kernel_tests(callers_job: Invocation, arch: str) -> None:
+    run = callers_job.run_for(arch)
+    assert run["status"] == "pass", run["message"]
+    leaves = dict(leaf_tests(run["ktap"]["root"]))
+    iov = {p: s for p, s in leaves.items() if p[0] == "iov_iter"}
+    vmalloc = {p: s for p, s in leaves.items() if p[0] == "test_vmalloc"}
+    # kunit_iov_iter builds its buffers with alloc_pages_bulk(GFP_KERNEL)
+    assert len(iov) >= 10 and all(s in ("pass", "skip") for s in iov.values()), iov
+    # run_test_mask=3083 in callers.yaml: five test_vmalloc cases
+    assert sorted(p[1] for p in vmalloc) == [
+        "fix_size_alloc_test",
+        "full_fit_alloc_test",
+        "no_block_alloc_test",
+        "random_size_alloc_test",
+        "vm_map_ram_test",
+    ], vmalloc
+    assert all(s == "pass" for s in vmalloc.values()), vmalloc
+    assert any(p[0].startswith("page_alloc_bulk") for p in leaves)
