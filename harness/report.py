@@ -34,6 +34,7 @@ from harness.compare import (
     labels,
     sides_from_dirs,
 )
+from harness.headlines import rows as headline_rows
 from harness.results import atomic_write_text
 
 __all__ = ["render_html", "render_markdown", "run_compare", "to_json", "write_reports"]
@@ -221,6 +222,17 @@ def _arch_markdown(arch: ArchComparison, tcg: bool) -> list[str]:
     return out
 
 
+def _headline_markdown(cmp: Comparison) -> list[str]:
+    """The series' promises, one row each: mean (range over repetitions)."""
+    if not cmp.arches:
+        return []
+    table = headline_rows([(a.arch, a.metrics) for a in cmp.arches])
+    if all(cell == "n/a" for row in table for cell in row[1:]):
+        return []
+    headers = ["figure", *(a.arch for a in cmp.arches)]
+    return ["## Headline figures", "", _table(headers, table), ""]
+
+
 def _comparability_markdown(cmp: Comparison) -> list[str]:
     out = ["## Comparability", ""]
     if not cmp.mismatches:
@@ -318,6 +330,7 @@ def render_markdown(cmp: Comparison) -> str:
         out += ["## Slower under TCG (not counted as regressions)", ""]
         out += [*(f"- {r}" for r in uncounted), ""]
     tcg = _uses_tcg(cmp)
+    out += _headline_markdown(cmp)
     for arch in cmp.arches:
         out += _arch_markdown(arch, tcg)
     out += _comparability_markdown(cmp)
@@ -720,6 +733,10 @@ def render_html(cmp: Comparison, markdown_title: str | None = None) -> str:
         out.append("<h2>Regressions</h2><ul>")
         out += [f"<li>{html.escape(r)}</li>" for r in regressions]
         out.append("</ul>")
+    table = headline_rows([(a.arch, a.metrics) for a in cmp.arches])
+    if any(cell != "n/a" for row in table for cell in row[1:]):
+        out.append("<h2>Headline figures</h2>")
+        out.append(_html_table(["figure", *(a.arch for a in cmp.arches)], table))
     for arch in cmp.arches:
         out += _html_arch(arch)
     out.append("<h2>Comparability</h2>")

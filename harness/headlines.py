@@ -1,0 +1,161 @@
+"""The figures reviewers ask for first, picked out of an A/B comparison.
+
+An A/B report has hundreds of metric rows; the series makes four promises
+(GFP_KERNEL requests filled under pressure, an order-0 fast path as cheap as
+7.2's, order-4 bulk faster than a loop without a worse tail, compaction
+stalls per order-9 request bounded by the sticky downgrade). Each headline
+names the module case and metric that answers one of them, as data; a case
+the run did not have shows as "n/a", never as a made-up value.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from harness.compare import MetricDelta, Stats
+
+
+class Show(enum.StrEnum):
+    PATCHED = "patched"  # the patched side's value
+    BASELINE = "baseline"  # the baseline side's value
+    BOTH = "both"  # baseline -> patched
+    RATIO = "ratio"  # patched mean / baseline mean
+    VERSUS = "versus"  # patched: this case against other_case
+
+
+class Fmt(enum.StrEnum):
+    PCT = "pct"  # a 0..1 rate as a percentage
+    RATIO = "ratio"  # "1.02x"
+    NUM = "num"
+
+
+@dataclass(frozen=True)
+class Headline:
+    label: str
+    case: str  # "<module>.<case>", as in the report's tables
+    key: str
+    show: Show
+    fmt: Fmt
+    other_case: str | None = None  # Show.VERSUS
+
+
+STRESS = "kbulk_stress"
+BENCH = "kbulk_bench"
+
+HEADLINES: tuple[Headline, ...] = (
+    Headline(
+        "GFP_KERNEL order-0 under pressure: requests filled (patched)",
+        f"{STRESS}.gfp_kernel_order0", "fill_rate", Show.PATCHED, Fmt.PCT,
+    ),
+    Headline(
+        "same load: partial returns (baseline)",
+        f"{STRESS}.gfp_kernel_order0", "partial_rate", Show.BASELINE, Fmt.PCT,
+    ),
+    Headline(
+        "__GFP_RETRY_MAYFAIL order-0 requests filled",
+        f"{STRESS}.gfp_kernel_retry_mayfail_order0", "fill_rate", Show.BOTH, Fmt.PCT,
+    ),
+    Headline(
+        "__GFP_NORETRY order-0 requests filled (opportunistic in both)",
+        f"{STRESS}.gfp_kernel_noretry_order0", "fill_rate", Show.BOTH, Fmt.PCT,
+    ),
+    Headline(
+        "GFP_NOWAIT order-0 requests filled (opportunistic in both)",
+        f"{STRESS}.gfp_nowait_order0", "fill_rate", Show.BOTH, Fmt.PCT,
+    ),
+    Headline(
+        "order-0 bulk, batch 64: ns/page patched/baseline (best repetition)",
+        f"{BENCH}.order0_batch64", "ns_per_page_min", Show.RATIO, Fmt.RATIO,
+    ),
+    Headline(
+        "order-0 bulk, batch 1: ns/page patched/baseline (best repetition)",
+        f"{BENCH}.order0_batch1", "ns_per_page_min", Show.RATIO, Fmt.RATIO,
+    ),
+    Headline(
+        "order-0 bulk, batch 512: ns/page patched/baseline (best repetition)",
+        f"{BENCH}.order0_batch512", "ns_per_page_min", Show.RATIO, Fmt.RATIO,
+    ),
+    Headline(
+        "order-4 alloc_pages_bulk_order() vs loop of alloc_pages(4): speed-up per folio",
+        f"{BENCH}.order4_bulk", "speedup_vs_loop", Show.PATCHED, Fmt.RATIO,
+    ),
+    Headline(
+        "same: p99 latency per 16 blocks, loop p99 / bulk p99 (>= 1: tail no worse)",
+        f"{BENCH}.order4_bulk", "p99_speedup_vs_loop", Show.PATCHED, Fmt.RATIO,
+    ),
+    Headline(
+        "order-4 GFP_KERNEL under pressure: request p99, patched bulk / baseline loop",
+        f"{STRESS}.gfp_kernel_order4", "p99_ns", Show.RATIO, Fmt.RATIO,
+    ),
+    Headline(
+        "folios up to order 9, GFP_KERNEL: compaction failures per 1000 requests, "
+        "folio_alloc_bulk() vs per-folio loop (patched)",
+        f"{STRESS}.gfp_kernel_folio_mixed", "compact_fail_per_kreq", Show.VERSUS, Fmt.NUM,
+        other_case=f"{STRESS}.gfp_kernel_folio_loop",
+    ),
+    Headline(
+        "same: most compaction failures in one request, folio_alloc_bulk() vs loop (patched)",
+        f"{STRESS}.gfp_kernel_folio_mixed", "req_compact_fail_max", Show.VERSUS, Fmt.NUM,
+        other_case=f"{STRESS}.gfp_kernel_folio_loop",
+    ),
+    Headline(
+        "folios up to order 9, __GFP_NORETRY: most compaction failures in one request, "
+        "folio_alloc_bulk() vs loop (patched)",
+        f"{STRESS}.gfp_kernel_noretry_folio_mixed", "req_compact_fail_max", Show.VERSUS,
+        Fmt.NUM, other_case=f"{STRESS}.gfp_kernel_noretry_folio_loop",
+    ),
+)  # fmt: skip
+
+
+def _find(metrics: Sequence[MetricDelta], case: str, key: str) -> MetricDelta | None:
+    return next((m for m in metrics if m.name == case and m.key == key), None)
+
+
+def _fmt(value: float, fmt: Fmt) -> str:
+    match fmt:
+        case Fmt.PCT:
+            return f"{100 * value:.1f}%"
+        case Fmt.RATIO:
+            return f"{value:.2f}x"
+        case _:
+            return f"{value:.3g}"
+
+
+def _stats(s: Stats | None, fmt: Fmt) -> str:
+    if s is None or s.n == 0:
+        return "n/a"
+    if s.n == 1 or s.lo == s.hi:
+        return _fmt(s.mean, fmt)
+    return f"{_fmt(s.mean, fmt)} ({_fmt(s.lo, fmt)}-{_fmt(s.hi, fmt)})"
+
+
+def value(headline: Headline, metrics: Sequence[MetricDelta]) -> str:
+    """The headline's cell for one architecture: mean (range over repetitions)."""
+    m = _find(metrics, headline.case, headline.key)
+    match headline.show:
+        case Show.PATCHED:
+            return _stats(m.b if m else None, headline.fmt)
+        case Show.BASELINE:
+            return _stats(m.a if m else None, headline.fmt)
+        case Show.BOTH:
+            if m is None:
+                return "n/a"
+            return f"{_stats(m.a, headline.fmt)} -> {_stats(m.b, headline.fmt)}"
+        case Show.RATIO:
+            ratio = m.ratio if m else None
+            return "n/a" if ratio is None else _fmt(ratio, Fmt.RATIO)
+        case Show.VERSUS:
+            other = _find(metrics, headline.other_case or "", headline.key)
+            if m is None and other is None:
+                return "n/a"
+            mine = _stats(m.b if m else None, headline.fmt)
+            theirs = _stats(other.b if other else None, headline.fmt)
+            return f"{mine} vs {theirs}"
+    return "n/a"
+
+
+def rows(arches: Sequence[tuple[str, Sequence[MetricDelta]]]) -> list[list[str]]:
+    """One row per headline, one column per architecture."""
+    return [[h.label, *(value(h, metrics) for _, metrics in arches)] for h in HEADLINES]
