@@ -23,6 +23,8 @@ from harness.results import atomic_write_text
 class Accel:
     KVM = "kvm"
     TCG = "tcg"
+    # TCG with -icount: deterministic virtual time counted in instructions
+    TCG_ICOUNT = "tcg-icount"
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class BootSpec:
     cmdline: list[str]
     memory: str = "1G"
     smp: int = 2
+    icount: int | None = None  # -icount shift, TCG only
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,11 @@ def qemu_command(arch: Arch, boot: BootSpec, accel: str) -> QemuCommand:
         "-append", " ".join(cmdline),
         *arch.qemu_extra,
     ]  # fmt: skip
+    if accel == Accel.TCG_ICOUNT:
+        if boot.icount is None:
+            raise ValueError("tcg-icount needs BootSpec.icount")
+        # sleep=off: idle guests jump to the next timer instead of waiting
+        argv += ["-icount", f"shift={boot.icount},sleep=off"]
     return QemuCommand(argv, accel)
 
 

@@ -49,6 +49,11 @@ TCG_NOTE = (
     "TCG (emulation): times are not real-hardware figures; read them only as "
     "patched/baseline ratios and trust the counts."
 )
+ICOUNT_NOTE = (
+    "TCG with -icount: guest time advances per executed instruction, so times are "
+    "instruction counts (shift 0: 1 ns per instruction), deterministic and independent "
+    "of the host, but instructions are not cycles (no cache misses, no branch mispredictions)."
+)
 SIGNIFICANCE_NOTE = (
     "A change is significant when the sample ranges do not overlap (n >= 2 a side) and, "
     f"with n >= 3 a side, Welch's t-test also gives p < {ALPHA}."
@@ -134,6 +139,10 @@ def _accel_lines(cmp: Comparison) -> list[str]:
 
 def _uses_tcg(cmp: Comparison) -> bool:
     return any("tcg" in a.accelerators for a in cmp.arches)
+
+
+def _uses_icount(cmp: Comparison) -> bool:
+    return any("tcg-icount" in a.accelerators for a in cmp.arches)
 
 
 # -------------------------------------------------------------------- markdown
@@ -320,6 +329,8 @@ def render_markdown(cmp: Comparison) -> str:
     out += [f"- accelerator: {line}" for line in _accel_lines(cmp)]
     if _uses_tcg(cmp):
         out.append(f"- {TCG_NOTE}")
+    if _uses_icount(cmp):
+        out.append(f"- {ICOUNT_NOTE}")
     out += [f"- {SIGNIFICANCE_NOTE}", ""]
     for arch in cmp.only_baseline + cmp.only_patched:
         side = "baseline" if arch in cmp.only_baseline else "patched"
@@ -725,6 +736,8 @@ def render_html(cmp: Comparison, markdown_title: str | None = None) -> str:
     out += [f"<li>accelerator: {html.escape(line)}</li>" for line in _accel_lines(cmp)]
     if _uses_tcg(cmp):
         out.append(f"<li>{html.escape(TCG_NOTE)}</li>")
+    if _uses_icount(cmp):
+        out.append(f"<li>{html.escape(ICOUNT_NOTE)}</li>")
     out.append(f"<li>{html.escape(SIGNIFICANCE_NOTE)}</li></ul>")
     if uncounted := cmp.uncounted():
         items = "".join(f"<li>{html.escape(r)}</li>" for r in uncounted)

@@ -59,6 +59,9 @@ class BootOptions:
     cmdline: list[str] = field(default_factory=lambda: ["panic=-1"])
     timeout: float = 1200.0  # overall seconds per boot
     inactivity_timeout: float = 300.0  # seconds without console output
+    # QEMU -icount shift: guest time advances 2^shift ns per instruction, so
+    # the modules' timings are instruction counts, not host speed (TCG only).
+    icount: int | None = None
 
 
 @dataclass
@@ -210,13 +213,20 @@ def load_spec(path: Path, repo_root: Path) -> RunSpec:
 
     if "boot" in top:
         boot = r.mapping(
-            top["boot"], top, "boot", {"memory", "smp", "cmdline", "timeout", "inactivity_timeout"}
+            top["boot"],
+            top,
+            "boot",
+            {"memory", "smp", "cmdline", "timeout", "inactivity_timeout", "icount"},
         )
+        icount = r.typed(boot, "icount", (int, type(None)), None)
+        if icount is not None and not 0 <= icount <= 10:
+            raise r.fail(boot, "icount", f"shift {icount} out of range; use 0 (1 ns/insn) to 10")
         spec.boot = BootOptions(
             memory=str(r.typed(boot, "memory", (str, int), "1G")),
             smp=r.typed(boot, "smp", int, 2),
             cmdline=r.str_list(boot, "cmdline") if "cmdline" in boot else ["panic=-1"],
             timeout=float(r.typed(boot, "timeout", (int, float), 1200)),
             inactivity_timeout=float(r.typed(boot, "inactivity_timeout", (int, float), 300)),
+            icount=icount,
         )
     return spec

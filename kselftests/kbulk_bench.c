@@ -95,6 +95,8 @@ struct bench_result {
 	u64 free_sum, free_min;
 	u64 shorts;			/* bulk calls that returned short */
 	unsigned int done;		/* timed repetitions completed */
+	/* order > 0: latency of each group of @blocks units (one bulk call) */
+	struct kbulk_hist group;
 };
 
 static void **bench_slots;
@@ -103,6 +105,7 @@ static unsigned long bench_nr_slots;
 /* Loop references, for the speedup ratios. */
 static u64 ref_alloc[NR_PAGE_ORDERS], ref_free[NR_PAGE_ORDERS];
 static u64 ref_folio_alloc[NR_PAGE_ORDERS], ref_folio_free[NR_PAGE_ORDERS];
+static u64 ref_p99[NR_PAGE_ORDERS], ref_folio_p99[NR_PAGE_ORDERS];
 
 static void bench_free_loop(struct page **pages, unsigned long n)
 {
@@ -161,13 +164,34 @@ static void bench_free_units(const struct bench_case *c, unsigned long n)
 	}
 }
 
+/*
+ * Order > 0: the latency of every group of @blocks units, one bulk call or
+ * @blocks calls of the loop, so that the two can be compared request for
+ * request (p99), not only on average.  Both sides read the clock once per
+ * group, inside the timed repetition.
+ */
+static u64 bench_group_start(const struct kbulk_hist *h)
+{
+	return h ? ktime_get_ns() : 0;
+}
+
+static void bench_group_end(struct kbulk_hist *h, u64 t0)
+{
+	if (h)
+		kbulk_hist_add(h, ktime_get_ns() - t0);
+}
+
 /* Allocate c->units units; returns how many were obtained. */
-static unsigned long bench_alloc_units(const struct bench_case *c, u64 *shorts)
+static unsigned long bench_alloc_units(const struct bench_case *c, u64 *shorts,
+				       struct kbulk_hist *group)
 {
 	struct page **pages = (struct page **)bench_slots;
 	struct folio **folios = (struct folio **)bench_slots;
 	unsigned long i = 0, n, want;
+	u64 t0 = 0;
 
+	if (!c->order)
+		group = NULL;
 	switch (c->kind) {
 	case B_SINGLE:
 		for (i = 0; i < c->units; i++) {
@@ -178,16 +202,24 @@ static unsigned long bench_alloc_units(const struct bench_case *c, u64 *shorts)
 		return i;
 	case B_LOOP:
 		for (i = 0; i < c->units; i++) {
+			if (!(i % blocks))
+				t0 = bench_group_start(group);
 			pages[i] = alloc_pages(GFP_BENCH, c->order);
 			if (!pages[i])
 				break;
+			if (i % blocks == blocks - 1 || i + 1 == c->units)
+				bench_group_end(group, t0);
 		}
 		return i;
 	case B_FOLIO_LOOP:
 		for (i = 0; i < c->units; i++) {
+			if (!(i % blocks))
+				t0 = bench_group_start(group);
 			folios[i] = folio_alloc(GFP_BENCH, c->order);
 			if (!folios[i])
 				break;
+			if (i % blocks == blocks - 1 || i + 1 == c->units)
+				bench_group_end(group, t0);
 		}
 		return i;
 	case B_BULK:
@@ -211,7 +243,9 @@ static unsigned long bench_alloc_units(const struct bench_case *c, u64 *shorts)
 	case B_BULK_ORDER:
 		while (i < c->units) {
 			want = min_t(unsigned long, c->batch, c->units - i);
+			t0 = bench_group_start(group);
 			n = alloc_pages_bulk_order(GFP_BENCH, c->order, want, pages + i);
+			bench_group_end(group, t0);
 			if (n < want)
 				(*shorts)++;
 			if (!n)
@@ -224,8 +258,10 @@ static unsigned long bench_alloc_units(const struct bench_case *c, u64 *shorts)
 	case B_FOLIO_BULK:
 		while (i < c->units) {
 			want = min_t(unsigned long, c->batch, c->units - i);
+			t0 = bench_group_start(group);
 			n = folio_alloc_bulk(GFP_BENCH, want << (c->order + PAGE_SHIFT),
 					     c->order, c->order, folios + i, want);
+			bench_group_end(group, t0);
 			if (n < want)
 				(*shorts)++;
 			if (!n)
@@ -252,7 +288,7 @@ static bool bench_run(const struct bench_case *c, struct bench_result *r)
 
 		memset(bench_slots, 0, c->units * sizeof(*bench_slots));
 		t0 = ktime_get_ns();
-		n = bench_alloc_units(c, &shorts);
+		n = bench_alloc_units(c, &shorts, rep < warmup ? NULL : &r->group);
 		t1 = ktime_get_ns();
 		bench_free_units(c, n);
 		t2 = ktime_get_ns();
@@ -279,7 +315,7 @@ static void bench_report(const struct bench_case *c, const struct bench_result *
 	const char *unit = c->order ? "folio" : "page";
 	u64 per_rep = c->units;
 	u64 n = per_rep * r->done;
-	u64 ref_a = 0, ref_f = 0;
+	u64 ref_a = 0, ref_f = 0, ref_p = 0;
 	struct kbulk_metric m;
 	char key[32];
 
@@ -298,6 +334,12 @@ static void bench_report(const struct bench_case *c, const struct bench_result *
 	kbm_u64(&m, "batch", c->batch);
 	kbm_u64(&m, "units_per_rep", per_rep);
 	kbm_u64(&m, "short", r->shorts);
+	if (r->group.count) {
+		kbm_u64(&m, "group", blocks);
+		kbm_u64(&m, "group_p50_ns", kbulk_hist_pct(&r->group, 500));
+		kbm_u64(&m, "group_p99_ns", kbulk_hist_pct(&r->group, 990));
+		kbm_u64(&m, "group_max_ns", r->group.max);
+	}
 
 	switch (c->kind) {
 	case B_BULK:
@@ -305,10 +347,12 @@ static void bench_report(const struct bench_case *c, const struct bench_result *
 	case B_BULK_ORDER:
 		ref_a = ref_alloc[c->order];
 		ref_f = ref_free[c->order];
+		ref_p = c->order ? ref_p99[c->order] : 0;
 		break;
 	case B_FOLIO_BULK:
 		ref_a = ref_folio_alloc[c->order];
 		ref_f = ref_folio_free[c->order];
+		ref_p = ref_folio_p99[c->order];
 		break;
 	default:
 		break;
@@ -318,6 +362,10 @@ static void bench_report(const struct bench_case *c, const struct bench_result *
 		kbm_ratio(&m, "speedup_vs_loop", ref_a, r->alloc_sum);
 	if (ref_f && r->free_sum)
 		kbm_ratio(&m, "free_speedup_vs_loop", ref_f, r->free_sum);
+	/* > 1: the bulk call's p99 is below the loop's for as many units */
+	if (ref_p && r->group.count)
+		kbm_ratio(&m, "p99_speedup_vs_loop", ref_p,
+			  kbulk_hist_pct(&r->group, 990));
 	kbm_print(&m);
 }
 
@@ -328,10 +376,12 @@ static void bench_remember(const struct bench_case *c, const struct bench_result
 	case B_LOOP:
 		ref_alloc[c->order] = r->alloc_sum;
 		ref_free[c->order] = r->free_sum;
+		ref_p99[c->order] = kbulk_hist_pct(&r->group, 990);
 		break;
 	case B_FOLIO_LOOP:
 		ref_folio_alloc[c->order] = r->alloc_sum;
 		ref_folio_free[c->order] = r->free_sum;
+		ref_folio_p99[c->order] = kbulk_hist_pct(&r->group, 990);
 		break;
 	default:
 		break;
@@ -401,14 +451,17 @@ static void bench_build_cases(void)
 	}
 }
 
+/* Too big for the stack with its latency histogram; init runs once. */
+static struct bench_result bench_r;
+
 static int __init kbulk_bench_init(void)
 {
-	struct bench_result r;
+	struct bench_result *r = &bench_r;
 	bool all_ok = true;
 	unsigned int i;
 	u64 t0;
 
-	if (!reps)
+	if (!reps || !blocks)
 		return -EINVAL;
 	bench_cases = kcalloc(BENCH_MAX_CASES, sizeof(*bench_cases), GFP_KERNEL);
 	if (!bench_cases)
@@ -439,10 +492,10 @@ static int __init kbulk_bench_init(void)
 			ktap_result(i + 1, c->name, true, c->skip);
 			continue;
 		}
-		ok = bench_run(c, &r);
+		ok = bench_run(c, r);
 		if (ok) {
-			bench_remember(c, &r);
-			bench_report(c, &r);
+			bench_remember(c, r);
+			bench_report(c, r);
 		}
 		ktap_result(i + 1, c->name, ok, NULL);
 		all_ok &= ok;

@@ -1,5 +1,7 @@
 from pathlib import Path
 
+import pytest
+
 from harness.arch import ARCHES, get_arch
 from harness.qemu import Accel, BootSpec, qemu_command
 
@@ -45,3 +47,14 @@ def test_every_arch_is_complete() -> None:
         assert arch.image.startswith("arch/")
         assert arch.console and arch.kconfig and arch.host_machines
         assert arch.make_vars()[0] == f"ARCH={arch.make_arch}"
+
+
+def test_icount_adds_instruction_counted_time_on_tcg_only() -> None:
+    boot = BootSpec(Path("/k/Image"), Path("/k/initrd"), ["panic=-1"], icount=0)
+    for arch in ARCHES.values():
+        argv = qemu_command(arch, boot, Accel.TCG_ICOUNT).argv
+        assert argv[argv.index("-icount") + 1] == "shift=0,sleep=off"
+        assert "accel=tcg" in argv[argv.index("-machine") + 1]
+        assert "-icount" not in qemu_command(arch, boot, Accel.TCG).argv
+    with pytest.raises(ValueError):
+        qemu_command(get_arch("x86_64"), BOOT, Accel.TCG_ICOUNT)

@@ -72,3 +72,16 @@ def test_debian_needs_version(tmp_path: Path) -> None:
     path = write(tmp_path, "source:\n  debian:\n    package: p\n    suite: sid\n")
     with pytest.raises(SpecError, match="needs 'version'"):
         load_spec(path, tmp_path)
+
+
+def test_icount_shift_is_checked(tmp_path: Path) -> None:
+    assert load_spec(write(tmp_path, "boot:\n  icount: 0\n"), tmp_path).boot.icount == 0
+    assert load_spec(write(tmp_path, "boot:\n  smp: 1\n"), tmp_path).boot.icount is None
+    with pytest.raises(SpecError, match=r"run\.yaml:3: icount: shift 11 out of range"):
+        load_spec(write(tmp_path, "boot:\n  smp: 1\n  icount: 11\n"), tmp_path)
+
+
+def test_every_shipped_run_definition_loads() -> None:
+    for path in sorted((REPO_ROOT / "configs").glob("*.yaml")):
+        spec = load_spec(path, REPO_ROOT)
+        assert spec.arches and spec.debian is not None, path
