@@ -66,6 +66,10 @@ HEADLINES: tuple[Headline, ...] = (
         f"{STRESS}.gfp_nowait_order0", "fill_rate", Show.BOTH, Fmt.PCT,
     ),
     Headline(
+        "control: alloc_page() loop (no bulk call), ns/page patched/baseline",
+        f"{BENCH}.order0_single_loop", "ns_per_page_min", Show.RATIO, Fmt.RATIO,
+    ),
+    Headline(
         "order-0 bulk, batch 64: ns/page patched/baseline (best repetition)",
         f"{BENCH}.order0_batch64", "ns_per_page_min", Show.RATIO, Fmt.RATIO,
     ),
