@@ -56,6 +56,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     group = p.add_mutually_exclusive_group()
     group.add_argument("--series", type=Path, help="patch series directory (quilt 'series' file)")
     group.add_argument("--no-series", action="store_true", help="build the unpatched baseline")
+    p.add_argument("--upto", type=int, metavar="N", dest="series_upto",
+                   help="apply only the first N patches (boot the series at patch N)")  # fmt: skip
 
 
 def _add_ab(sub: argparse._SubParsersAction) -> None:
@@ -217,6 +219,10 @@ def _run_options(args: argparse.Namespace, reporter: Reporter) -> RunOptions | N
     except (SpecError, ValueError) as e:
         reporter.error(str(e))
         return None
+    upto = getattr(args, "series_upto", None)
+    if upto is not None and (upto < 1 or getattr(args, "no_series", False)):
+        reporter.error(f"--upto {upto}: needs N >= 1 and a series (not with --no-series)")
+        return None
     if args.timeout:
         spec.boot.timeout = args.timeout
     return RunOptions(
@@ -226,6 +232,7 @@ def _run_options(args: argparse.Namespace, reporter: Reporter) -> RunOptions | N
         source_override=args.source,
         series_override=args.series,
         no_series=getattr(args, "no_series", False),
+        series_upto=getattr(args, "series_upto", None),
         arches=args.arches or [],
         suites=suites,
         accel=args.accel,

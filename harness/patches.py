@@ -35,6 +35,16 @@ class Series:
     patches: list[Path]
     digest: str  # sha256 over the ordered patch names and contents, taken at load time
 
+    def prefix(self, n: int) -> Series:
+        """The first n patches: a series of its own (own digest, own work tree)."""
+        if not 1 <= n <= len(self.patches):
+            raise PatchError(
+                f"{self.directory}: cannot take the first {n} patches of a series of "
+                f"{len(self.patches)}"
+            )
+        patches = self.patches[:n]
+        return Series(self.directory, patches, series_digest(patches))
+
 
 def series_digest(patches: list[Path]) -> str:
     h = hashlib.sha256()

@@ -46,6 +46,7 @@ class RunOptions:
     source_override: Path | None = None
     series_override: Path | None = None
     no_series: bool = False
+    series_upto: int | None = None  # apply only the first N patches
     arches: list[str] = field(default_factory=list)
     suites: str | None = None  # KUnit glob; overrides the spec
     accel: str = "auto"  # auto | kvm | tcg
@@ -81,6 +82,10 @@ def obtain_source(opts: RunOptions, reporter: Reporter) -> SourceTree:
 def patched_tree(opts: RunOptions, source: SourceTree, reporter: Reporter) -> PatchedTree:
     series_dir = None if opts.no_series else (opts.series_override or opts.spec.series)
     series = load_series(series_dir) if series_dir else None
+    if series is not None and opts.series_upto is not None:
+        total = len(series.patches)
+        series = series.prefix(opts.series_upto)
+        reporter.info(f"first {opts.series_upto} of {total} patches")
     with reporter.step("apply series" if series else "work tree") as step:
         tree = apply_series(source, series, opts.cache / "work", reporter.info)
         step.outcome = (

@@ -95,3 +95,15 @@ def test_relative_series_directory_is_resolved(tmp_path: Path, monkeypatch) -> N
     series = load_series(Path("series-dir"))
     tree = apply_series(source, series, tmp_path / "work", lambda _: None)
     assert (tree.path / "mm" / "file.c").read_text() == "one\nTWO\n"
+
+
+def test_series_prefix_has_its_own_digest() -> None:
+    from harness.paths import REPO_ROOT
+
+    series = load_series(REPO_ROOT / "patches" / "v7.2")
+    two = series.prefix(2)
+    assert [p.name for p in two.patches] == [p.name for p in series.patches[:2]]
+    assert two.digest != series.digest
+    assert series.prefix(len(series.patches)).digest == series.digest
+    with pytest.raises(PatchError, match="first 99 patches"):
+        series.prefix(99)
