@@ -59,7 +59,21 @@ def probe_kvm(arch: Arch, kernel: Path, cache: Path) -> Verdict:
     )
 
 
-def choose(arch: Arch, requested: str, kernel: Path, cache: Path, reporter: Reporter) -> Verdict:
+def choose(
+    arch: Arch,
+    requested: str,
+    kernel: Path,
+    cache: Path,
+    reporter: Reporter,
+    icount: int | None = None,
+) -> Verdict:
+    if icount is not None:  # instruction-counted time exists only in TCG
+        if requested == Accel.KVM:
+            reporter.warn("--accel kvm: the run definition asks for -icount; using TCG")
+        return Verdict(
+            Accel.TCG_ICOUNT,
+            f"-icount shift={icount} (run definition): guest time counts instructions, TCG only",
+        )
     if requested == Accel.TCG:
         return Verdict(Accel.TCG, "TCG requested (--accel tcg)")
     if not arch.kvm_possible_on_host():

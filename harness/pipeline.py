@@ -22,7 +22,7 @@ from harness.guest.initramfs import GuestBuildError, ModuleStep, build_initramfs
 from harness.kconfig import ConfigRequest, KconfigError
 from harness.patches import PatchedTree, PatchError, apply_series, load_series
 from harness.progress import Reporter
-from harness.qemu import Accel, BootSpec, qemu_command
+from harness.qemu import BootSpec, qemu_command
 from harness.results import ArchRun, ResultDir, RunStatus, default_meta
 from harness.source import (
     SourceError,
@@ -264,16 +264,9 @@ class Pipeline:
             smp=opts.spec.boot.smp,
             icount=opts.spec.boot.icount,
         )
-        if boot.icount is not None:
-            if opts.accel == "kvm":
-                self.reporter.warn("--accel kvm: the run definition asks for -icount; using TCG")
-            verdict = accel_mod.Verdict(
-                Accel.TCG_ICOUNT,
-                f"-icount shift={boot.icount} (run definition): guest time counts "
-                "instructions, TCG only",
-            )
-        else:
-            verdict = accel_mod.choose(arch, opts.accel, build.image, opts.cache, self.reporter)
+        verdict = accel_mod.choose(
+            arch, opts.accel, build.image, opts.cache, self.reporter, icount=boot.icount
+        )
         run.accelerator = verdict.accel
         run.details["accelerator_reason"] = verdict.reason
         command = qemu_command(arch, boot, verdict.accel)
