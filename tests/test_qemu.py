@@ -58,3 +58,16 @@ def test_icount_adds_instruction_counted_time_on_tcg_only() -> None:
         assert "-icount" not in qemu_command(arch, boot, Accel.TCG).argv
     with pytest.raises(ValueError):
         qemu_command(get_arch("x86_64"), BOOT, Accel.TCG_ICOUNT)
+
+
+def test_icount_run_skips_the_kvm_probe(tmp_path: Path) -> None:
+    from harness.accel import choose
+    from harness.progress import Reporter
+
+    # no kernel image and no probe cache: choose() must not try a KVM boot
+    for requested in ("auto", "kvm", "tcg"):
+        verdict = choose(
+            get_arch("x86_64"), requested, tmp_path / "none", tmp_path, Reporter(quiet=True), 0
+        )
+        assert verdict.accel == Accel.TCG_ICOUNT and "icount" in verdict.reason
+    assert not (tmp_path / "accel-probe.json").exists()
