@@ -266,7 +266,15 @@ def cmd_ab(args: argparse.Namespace, reporter: Reporter) -> int:
         return 2
     results, status = run_ab(Pipeline(opts, reporter), args.reps)
     _print_summary(reporter, results.runs)
-    reporter.info(f"results: {results.path}; compare with: kbulk compare {results.path}")
+    # One command, one report: the comparison is written beside the runs.
+    # Its verdict is in the report; the exit status stays the runs' status.
+    run_compare(
+        [results.path],
+        argv=["kbulk", "compare", str(results.path)],
+        info=reporter.info,
+        error=reporter.warn,
+    )
+    reporter.info(f"results: {results.path} (report.md, report.html, compare.json)")
     return EXIT_CODES[status]
 
 

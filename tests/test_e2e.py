@@ -289,3 +289,21 @@ def test_kunit_at_patch_2_documents_the_old_semantics(results_root: Path) -> Non
     assert set(statuses) <= {"pass", "xfail", "skip"}, bulk
     # patch 7 adds the order/folio suite: not there yet
     assert not any(p[0] == "page_alloc_bulk_order" for p in bulk)
+
+
+def test_ab_writes_its_report(results_root: Path) -> None:
+    """`kbulk ab` alone produces the comparison: report.md with the headline
+    figures, instruction-counted times (-icount), both kernels' image hashes."""
+    root = results_root / "ab"
+    job = kbulk(root, "ab", "--spec", "configs/ab.yaml", "--reps", "1", "--arch", "x86_64",
+                "--results", str(root))  # fmt: skip
+    assert job.returncode == 0, job.output
+    runs = job.results["runs"]
+    assert sorted(r["details"]["variant"] for r in runs) == ["baseline", "patched"]
+    assert all(r["accelerator"] == "tcg-icount" and r["status"] == "pass" for r in runs)
+    report = (job.result_dir / "report.md").read_text()
+    assert "## Headline figures" in report and "instruction counts" in report
+    assert "order-0 bulk, batch 64" in report
+    assert all(r["details"]["image"]["sha256"] in report for r in runs)
+    assert (job.result_dir / "report.html").is_file()
+    assert json.loads((job.result_dir / "compare.json").read_text())["command_line"]
