@@ -105,6 +105,12 @@ HEADLINES: tuple[Headline, ...] = (
         other_case=f"{STRESS}.gfp_kernel_folio_loop",
     ),
     Headline(
+        "folios up to order 9, __GFP_NORETRY: most compaction stalls in one request, "
+        "folio_alloc_bulk() vs loop (patched)",
+        f"{STRESS}.gfp_kernel_noretry_folio_mixed", "req_compact_stall_max", Show.VERSUS,
+        Fmt.NUM, other_case=f"{STRESS}.gfp_kernel_noretry_folio_loop",
+    ),
+    Headline(
         "folios up to order 9, __GFP_NORETRY: most compaction failures in one request, "
         "folio_alloc_bulk() vs loop (patched)",
         f"{STRESS}.gfp_kernel_noretry_folio_mixed", "req_compact_fail_max", Show.VERSUS,
