@@ -344,7 +344,8 @@ def table_rows(report: SeriesReport, name_width: int = 58) -> list[list[str]]:
         row = [str(p.index), p.name[:name_width], p.checkpatch.label if p.checkpatch else "-"]
         if arches:
             row += [p.builds[a].label if a in p.builds else "-" for a in arches]
-            row.append(str(p.new_warning_count) if p.builds else "-")
+            checked = [b for b in p.builds.values() if not b.base_only]
+            row.append(str(p.new_warning_count) if checked else "-")
         rows.append(row)
     return rows
 

@@ -42,6 +42,7 @@ from harness.seriescheck import (
     parse_warnings,
     render_markdown,
     render_table,
+    table_rows,
     touch_unlinked,
     touched_files,
     write_reports,
@@ -460,3 +461,16 @@ def test_e2e_incremental_build_of_prefixes_from_patch_2(tmp_path: Path) -> None:
     assert "builds from patch 2 on" in md and "| 1 | 0001-" in md and "base " in md
     assert rc == data["exit_code"] == (EXIT_FINDINGS if p2["new_warnings"] or p3["new_warnings"]
                                        else EXIT_OK)  # fmt: skip
+
+
+def test_base_only_prefix_is_not_counted_as_checked() -> None:
+    report = SeriesReport("/s", "0" * 64, "src", ["x86_64"], checkpatch_only=False, first=2)
+    base = PatchEntry(1, "0001-a.patch", ["mm/a.c"], CheckpatchResult("0001-a.patch"))
+    base.builds = {"x86_64": PrefixBuild("x86_64", 1, "ok", duration=800.0, base_only=True)}
+    checked = PatchEntry(2, "0002-b.patch", ["mm/b.c"], CheckpatchResult("0002-b.patch"))
+    checked.builds = {"x86_64": PrefixBuild("x86_64", 2, "ok", duration=20.0)}
+    report.patches = [base, checked]
+    rows = table_rows(report)
+    assert rows[2][-2:] == ["base 800s", "-"]
+    assert rows[3][-2:] == ["ok 20s", "0"]
+    assert "builds from patch 2 on" in render_markdown(report)
