@@ -620,6 +620,20 @@ static unsigned int kbulk_req_blocks(struct kbulk_worker *w, gfp_t gfp,
 }
 
 /*
+ * The series' per-order policy, open-coded for the folio loops: the
+ * caller's gfp up to the 64K band, opportunistic above it, no direct
+ * reclaim at the huge order.
+ */
+static gfp_t kbulk_folio_gfp(gfp_t gfp, unsigned int order, unsigned int band)
+{
+	if (order > band)
+		gfp = (gfp | __GFP_NORETRY | __GFP_NOWARN) & ~__GFP_NOFAIL;
+	if (order >= KBULK_HUGE_ORDER)
+		gfp &= ~__GFP_DIRECT_RECLAIM;
+	return gfp;
+}
+
+/*
  * Folios of any order in [0, KBULK_HUGE_ORDER] adding up to @size pages.
  * 7.2 has no such API: open-code what the series centralises (largest
  * order first, opportunistic above 64K, sticky downgrade).
@@ -642,15 +656,10 @@ static unsigned int kbulk_req_folios(struct kbulk_worker *w, gfp_t gfp,
 
 	while (left && n < max) {
 		struct folio *folio;
-		gfp_t g = gfp;
 
 		while (order && (1UL << order) > left)
 			order--;
-		if (order > band)
-			g = (gfp | __GFP_NORETRY | __GFP_NOWARN) & ~__GFP_NOFAIL;
-		if (order >= KBULK_HUGE_ORDER)
-			g &= ~__GFP_DIRECT_RECLAIM;
-		folio = folio_alloc(g, order);
+		folio = folio_alloc(kbulk_folio_gfp(gfp, order, band), order);
 		w->calls++;
 		if (!folio) {
 			if (!order)
@@ -692,13 +701,7 @@ static unsigned int kbulk_req_folio_loop(struct kbulk_worker *w, gfp_t gfp,
 		while (order && (1UL << order) > left)
 			order--;
 		for (;;) {
-			gfp_t g = gfp;
-
-			if (order > band)
-				g = (gfp | __GFP_NORETRY | __GFP_NOWARN) & ~__GFP_NOFAIL;
-			if (order >= KBULK_HUGE_ORDER)
-				g &= ~__GFP_DIRECT_RECLAIM;
-			folio = folio_alloc(g, order);
+			folio = folio_alloc(kbulk_folio_gfp(gfp, order, band), order);
 			w->calls++;
 			if (folio || !order)
 				break;
