@@ -233,13 +233,19 @@ def _arch_markdown(arch: ArchComparison, tcg: bool) -> list[str]:
 
 def _headline_markdown(cmp: Comparison) -> list[str]:
     """The series' promises, one row each: mean (range over repetitions)."""
-    if not cmp.arches:
+    table = _headline_table(cmp)
+    if table is None:
         return []
-    table = headline_rows([(a.arch, a.metrics) for a in cmp.arches])
-    if all(cell == "n/a" for row in table for cell in row[1:]):
-        return []
-    headers = ["figure", *(a.arch for a in cmp.arches)]
-    return ["## Headline figures", "", _table(headers, table), ""]
+    headers, rows = table
+    return ["## Headline figures", "", _table(headers, rows), ""]
+
+
+def _headline_table(cmp: Comparison) -> tuple[list[str], list[list[str]]] | None:
+    """Headers and rows of the headline figures; None when the run has none of them."""
+    rows = headline_rows([(a.arch, a.metrics) for a in cmp.arches])
+    if not cmp.arches or all(cell == "n/a" for row in rows for cell in row[1:]):
+        return None
+    return ["figure", *(a.arch for a in cmp.arches)], rows
 
 
 def _comparability_markdown(cmp: Comparison) -> list[str]:
@@ -746,10 +752,9 @@ def render_html(cmp: Comparison, markdown_title: str | None = None) -> str:
         out.append("<h2>Regressions</h2><ul>")
         out += [f"<li>{html.escape(r)}</li>" for r in regressions]
         out.append("</ul>")
-    table = headline_rows([(a.arch, a.metrics) for a in cmp.arches])
-    if any(cell != "n/a" for row in table for cell in row[1:]):
+    if (table := _headline_table(cmp)) is not None:
         out.append("<h2>Headline figures</h2>")
-        out.append(_html_table(["figure", *(a.arch for a in cmp.arches)], table))
+        out.append(_html_table(*table))
     for arch in cmp.arches:
         out += _html_arch(arch)
     out.append("<h2>Comparability</h2>")
