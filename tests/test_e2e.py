@@ -287,7 +287,7 @@ def test_kunit_at_patch_2_documents_the_old_semantics(results_root: Path) -> Non
     statuses = sorted(set(bulk.values()))
     assert "xfail" in statuses and "pass" in statuses, bulk
     assert set(statuses) <= {"pass", "xfail", "skip"}, bulk
-    # patch 7 adds the order/folio suite: not there yet
+    # patch 8 adds the order/folio suite: not there yet
     assert not any(p[0] == "page_alloc_bulk_order" for p in bulk)
 
 
