@@ -91,6 +91,9 @@ DIRECTIONS: tuple[tuple[str, Direction, Kind], ...] = (
     ("fill_rate", Direction.HIGHER, Kind.COUNT),  # filled / requests
     ("partial_rate", Direction.LOWER, Kind.COUNT),  # partial / requests
     ("failed_rate", Direction.LOWER, Kind.COUNT),  # failed / requests
+    # short requests after which one alloc_pages() succeeded at once, per request
+    ("short_alloc_ok_rate", Direction.LOWER, Kind.COUNT),
+    ("short_alloc_ok", Direction.NEUTRAL, Kind.RAW),
     ("*_per_kreq", Direction.LOWER, Kind.COUNT),  # stalls per 1000 requests
     ("oom_kill", Direction.LOWER, Kind.COUNT),
     ("short", Direction.LOWER, Kind.COUNT),  # bench: bulk calls that returned short
@@ -137,7 +140,7 @@ def derived(values: Mapping[str, float]) -> dict[str, float]:
     if not requests or requests <= 0:
         return {}
     out: dict[str, float] = {}
-    for key in ("filled", "partial", "failed"):
+    for key in ("filled", "partial", "failed", "short_alloc_ok"):
         if key in values:
             name = "fill_rate" if key == "filled" else f"{key}_rate"
             out[name] = values[key] / requests

@@ -58,6 +58,21 @@ HEADLINES: tuple[Headline, ...] = (
         f"{STRESS}.gfp_kernel_retry_mayfail_order0", "fill_rate", Show.BOTH, Fmt.PCT,
     ),
     Headline(
+        "__GFP_RETRY_MAYFAIL order-0: requests short although one alloc_pages() "
+        "succeeds right after",
+        f"{STRESS}.gfp_kernel_retry_mayfail_order0", "short_alloc_ok_rate", Show.BOTH,
+        Fmt.PCT,
+    ),
+    Headline(
+        "__GFP_RETRY_MAYFAIL, 16 order-2 blocks (7.2: a loop of alloc_pages()): requests filled",
+        f"{STRESS}.gfp_kernel_retry_mayfail_order2", "fill_rate", Show.BOTH, Fmt.PCT,
+    ),
+    Headline(
+        "same: requests short although one alloc_pages() succeeds right after",
+        f"{STRESS}.gfp_kernel_retry_mayfail_order2", "short_alloc_ok_rate", Show.BOTH,
+        Fmt.PCT,
+    ),
+    Headline(
         "__GFP_NORETRY order-0 requests filled (opportunistic in both)",
         f"{STRESS}.gfp_kernel_noretry_order0", "fill_rate", Show.BOTH, Fmt.PCT,
     ),

@@ -65,6 +65,11 @@ module_param(folio_threads, uint, 0444);
 MODULE_PARM_DESC(folio_threads,
 		 "Worker threads of the folio cases, at most @threads; 1 makes their per-request compaction counts exact (default 1, 0 = @threads)");
 
+static bool check_short = true;
+module_param(check_short, bool, 0444);
+MODULE_PARM_DESC(check_short,
+		 "After a short request that may reclaim (no __GFP_NORETRY), try one alloc_pages() at once and count its successes (default Y)");
+
 static unsigned int batch = 64;
 module_param(batch, uint, 0444);
 MODULE_PARM_DESC(batch, "Pages per order-0 request (default 64)");
@@ -187,6 +192,7 @@ struct kbulk_worker {
 	void **slots;		/* struct page * or struct folio * */
 	u64 seq;
 	u64 requests, filled, partial, failed;
+	u64 short_alloc_ok;	/* short, yet alloc_pages() succeeded right after */
 	u64 units, pages, calls;
 	u64 alloc_pages, freed_pages;
 	u64 bad;
@@ -732,6 +738,30 @@ static void kbulk_compact_events(unsigned long *buf, u64 *stall, u64 *fail)
 #endif
 }
 
+/*
+ * The series promises that a request which may reclaim (without
+ * __GFP_NORETRY) is only short where alloc_pages() itself fails.  Check it
+ * the direct way: after a short request, one alloc_pages() with the same gfp
+ * and order.  A success counts against the kernel: on 7.2's order-0 bulk
+ * API it is the partial return the series removes; after a loop of
+ * alloc_pages() it is the noise floor (memory freed in between).
+ */
+static bool kbulk_checks_short(const struct kbulk_case *c)
+{
+	return check_short && !kbulk_is_folio_kind(c) &&
+	       (c->gfp & __GFP_DIRECT_RECLAIM) && !(c->gfp & __GFP_NORETRY);
+}
+
+static void kbulk_check_short(struct kbulk_worker *w, gfp_t gfp)
+{
+	struct page *page = alloc_pages(gfp, w->c->order);
+
+	if (page) {
+		w->short_alloc_ok++;
+		__free_pages(page, w->c->order);
+	}
+}
+
 static void kbulk_one_request(struct kbulk_worker *w)
 {
 	const struct kbulk_case *c = w->c;
@@ -806,6 +836,9 @@ static void kbulk_one_request(struct kbulk_worker *w)
 		w->partial++;
 	else
 		w->failed++;
+	/* Outside the timed section, with the request's blocks still held. */
+	if (got < want && kbulk_checks_short(c))
+		kbulk_check_short(w, gfp);
 
 	/*
 	 * Free the same way on every kernel: the series' bulk free helpers
@@ -1038,6 +1071,7 @@ static bool kbulk_run_case(struct kbulk_case *c, int nr)
 		s->filled += w->filled;
 		s->partial += w->partial;
 		s->failed += w->failed;
+		s->short_alloc_ok += w->short_alloc_ok;
 		s->units += w->units;
 		s->pages += w->pages;
 		s->calls += w->calls;
@@ -1060,6 +1094,8 @@ static bool kbulk_run_case(struct kbulk_case *c, int nr)
 	kbm_u64(&m, "filled", s->filled);
 	kbm_u64(&m, "partial", s->partial);
 	kbm_u64(&m, "failed", s->failed);
+	if (kbulk_checks_short(c))
+		kbm_u64(&m, "short_alloc_ok", s->short_alloc_ok);
 	kbm_u64(&m, "pages", s->pages);
 	kbm_u64(&m, "p50_ns", kbulk_hist_pct(&s->hist, 500));
 	kbm_u64(&m, "p99_ns", kbulk_hist_pct(&s->hist, 990));

@@ -18,6 +18,7 @@ from harness.compare import (
     compare,
     compare_metrics,
     crash_key,
+    derived,
     direction_of,
     load_runs,
     sides_from_dirs,
@@ -206,12 +207,25 @@ def test_direction_table():
     assert direction_of("clock_res_ns") == (Direction.NEUTRAL, Kind.INFO)
     # raw counts scale with the requests a host manages: neutral, see the rates
     assert direction_of("partial") == (Direction.NEUTRAL, Kind.RAW)
+    assert direction_of("short_alloc_ok") == (Direction.NEUTRAL, Kind.RAW)
+    assert direction_of("short_alloc_ok_rate") == (Direction.LOWER, Kind.COUNT)
+    assert direction_of("short") == (Direction.LOWER, Kind.COUNT)  # the bench's, unchanged
     assert direction_of("compact_stall") == (Direction.NEUTRAL, Kind.RAW)
     assert direction_of("requests") == (Direction.HIGHER, Kind.THROUGHPUT)
     assert direction_of("delta") == (Direction.LOWER, Kind.COUNT)
     assert direction_of("batch") == (Direction.NEUTRAL, Kind.INFO)
     assert direction_of("nr_cpus", "env") == (Direction.NEUTRAL, Kind.INFO)
     assert direction_of("requests", "setup") == (Direction.NEUTRAL, Kind.INFO)
+
+
+def test_short_alloc_ok_becomes_a_rate_per_request():
+    assert derived({"requests": 200, "partial": 30, "failed": 10, "short_alloc_ok": 8}) == {
+        "partial_rate": 0.15,
+        "failed_rate": 0.05,
+        "short_alloc_ok_rate": 0.04,
+    }
+    # cases without the check (opportunistic gfp, folios) print no such key
+    assert "short_alloc_ok_rate" not in derived({"requests": 200, "partial": 30})
 
 
 def test_metrics_are_collected_and_derived_per_line():
