@@ -53,6 +53,12 @@ def series_digest(patches: list[Path]) -> str:
     return h.hexdigest()
 
 
+def _has_diff(path: Path) -> bool:
+    """True if the file has a unified diff hunk header, as anything patch(1) applies does."""
+    with path.open(errors="replace") as f:
+        return any(line.startswith("@@ ") for line in f)
+
+
 def load_series(directory: Path) -> Series:
     """Read directory/series (quilt format: one patch per line, '#' comments, -pN ignored)."""
     directory = directory.resolve()
@@ -69,6 +75,11 @@ def load_series(directory: Path) -> Series:
         if not path.is_file():
             raise PatchError(
                 f"{series_file}:{lineno}: patch {name!r} does not exist in {directory}"
+            )
+        if not _has_diff(path):
+            raise PatchError(
+                f"{series_file}:{lineno}: {name!r} contains no diff (a cover letter?); "
+                "list only the patches"
             )
         patches.append(path)
     return Series(directory, patches, series_digest(patches))

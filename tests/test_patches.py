@@ -76,6 +76,13 @@ def test_series_file_missing_patch(tmp_path: Path) -> None:
         load_series(d)
 
 
+def test_series_listing_the_cover_letter_is_refused_by_line(tmp_path: Path) -> None:
+    cover = "Subject: [PATCH 0/1] a cover letter\n\nwords, no diff\n"
+    d = make_series(tmp_path, ("0001-ok.patch", PATCH_OK), ("0000-cover-letter.patch", cover))
+    with pytest.raises(PatchError, match=r"series:3: '0000-cover-letter.patch' contains no diff"):
+        load_series(d)
+
+
 def test_digest_depends_on_content(tmp_path: Path) -> None:
     a = load_series(make_series(tmp_path, ("0001-a.patch", PATCH_OK)))
     (tmp_path / "series-dir" / "0001-a.patch").write_text(PATCH_OK + "\n")
