@@ -1,9 +1,10 @@
 """The figures reviewers ask for first, picked out of an A/B comparison.
 
-An A/B report has hundreds of metric rows; the series makes four promises
-(GFP_KERNEL requests filled under pressure, an order-0 fast path as cheap as
-7.2's, order-4 bulk faster than a loop without a worse tail, compaction
-stalls per order-9 request bounded by the sticky downgrade). Each headline
+An A/B report has hundreds of metric rows; the series makes five promises
+(GFP_KERNEL requests filled under pressure, short only where alloc_pages()
+itself fails, an order-0 fast path as cheap as 7.2's, order-4 bulk faster
+than a loop without a worse tail, compaction stalls per order-9 request
+bounded by the sticky downgrade). Each headline
 names the module case and metric that answers one of them, as data; a case
 the run did not have shows as "n/a", never as a made-up value.
 """
