@@ -13,15 +13,15 @@ from __future__ import annotations
 import copy
 from dataclasses import dataclass
 
-from harness.arch import Arch, get_arch
-from harness.build import BuildResult
-from harness.guest.initramfs import GuestBuildError, ModuleStep
-from harness.kconfig import KconfigError
-from harness.patches import PatchedTree, PatchError, apply_series
+from harness.boot.guest.initramfs import GuestBuildError, ModuleStep
+from harness.kernel.arch import Arch, get_arch
+from harness.kernel.build import BuildResult
+from harness.kernel.kconfig import KconfigError
+from harness.kernel.patches import PatchedTree, PatchError, apply_series
+from harness.kernel.source import SourceError
 from harness.pipeline import Pipeline, StageError, kernel_label, obtain_source, patched_tree
-from harness.results import ArchRun, ResultDir, RunStatus, default_meta
-from harness.source import SourceError
-from harness.summary import write_summary
+from harness.record.store import ArchRun, ResultDir, RunStatus, default_meta
+from harness.report.summary import write_summary
 
 VARIANTS = ("baseline", "patched")
 

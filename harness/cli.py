@@ -11,17 +11,17 @@ from pathlib import Path
 from harness import doctor as doctor_mod
 from harness import seriescheck
 from harness.ab import run_ab
-from harness.accel import probe_cache
-from harness.analyze import analyze
-from harness.arch import ARCHES
-from harness.kconfig import KconfigError
-from harness.patches import PatchError
+from harness.analysis.analyze import analyze
+from harness.boot.accel import probe_cache
+from harness.kernel.arch import ARCHES
+from harness.kernel.kconfig import KconfigError
+from harness.kernel.patches import PatchError
+from harness.kernel.source import SourceError, from_debian
 from harness.paths import REPO_ROOT, cache_root
 from harness.pipeline import Pipeline, RunOptions, validate_suites
 from harness.progress import Reporter
-from harness.report import run_compare
-from harness.results import EXIT_CODES, ArchRun, RunStatus, write_json, write_junit
-from harness.source import SourceError, from_debian
+from harness.record.store import EXIT_CODES, ArchRun, RunStatus, write_json, write_junit
+from harness.report.render import run_compare
 from harness.spec import SpecError, load_spec
 
 DEFAULT_SPEC = REPO_ROOT / "configs" / "default.yaml"

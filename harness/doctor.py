@@ -6,8 +6,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.arch import ARCHES, HOST_PACKAGES
-from harness.qemu import kvm_device_usable, qemu_version
+from harness.boot.qemu import kvm_device_usable, qemu_version
+from harness.kernel.arch import ARCHES, HOST_PACKAGES
 
 
 @dataclass(frozen=True)

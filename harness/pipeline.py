@@ -13,18 +13,16 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import accel as accel_mod
-from harness.analyze import analyze, decode_crashes
-from harness.arch import Arch, get_arch
-from harness.build import BuildResult, KernelBuilder
-from harness.console import run_console
-from harness.guest.initramfs import GuestBuildError, ModuleStep, build_initramfs
-from harness.kconfig import ConfigRequest, KconfigError
-from harness.patches import PatchedTree, PatchError, apply_series, load_series
-from harness.progress import Reporter
-from harness.qemu import BootSpec, qemu_command
-from harness.results import ArchRun, ResultDir, RunStatus, default_meta
-from harness.source import (
+from harness.analysis.analyze import analyze, decode_crashes
+from harness.boot import accel as accel_mod
+from harness.boot.console import run_console
+from harness.boot.guest.initramfs import GuestBuildError, ModuleStep, build_initramfs
+from harness.boot.qemu import BootSpec, qemu_command
+from harness.kernel.arch import Arch, get_arch
+from harness.kernel.build import BuildResult, KernelBuilder
+from harness.kernel.kconfig import ConfigRequest, KconfigError
+from harness.kernel.patches import PatchedTree, PatchError, apply_series, load_series
+from harness.kernel.source import (
     SourceError,
     SourceTree,
     from_debian,
@@ -32,8 +30,10 @@ from harness.source import (
     from_tarball,
     sha256_file,
 )
+from harness.progress import Reporter
+from harness.record.store import ArchRun, ResultDir, RunStatus, default_meta
+from harness.report.summary import write_summary
 from harness.spec import RunSpec
-from harness.summary import write_summary
 
 
 @dataclass

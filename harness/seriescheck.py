@@ -63,14 +63,14 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.arch import Arch, get_arch
-from harness.build import BuildError, KernelBuilder
-from harness.kconfig import ConfigRequest, Mismatch, verify
-from harness.patches import PatchedTree, PatchError, Series, load_series, summarise_failure
+from harness.kernel.arch import Arch, get_arch
+from harness.kernel.build import BuildError, KernelBuilder
+from harness.kernel.kconfig import ConfigRequest, Mismatch, verify
+from harness.kernel.patches import PatchedTree, PatchError, Series, load_series, summarise_failure
+from harness.kernel.source import SourceTree, from_debian
 from harness.pipeline import RunOptions, config_request
 from harness.progress import Reporter
-from harness.results import atomic_write_text, default_meta
-from harness.source import SourceTree, from_debian
+from harness.record.store import atomic_write_text, default_meta
 from harness.spec import RunSpec
 
 REPORT_JSON = "series-check.json"

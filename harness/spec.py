@@ -12,8 +12,8 @@ from typing import Any
 
 import yaml
 
-from harness.arch import ARCHES
-from harness.source import DebianPackage
+from harness.kernel.arch import ARCHES
+from harness.kernel.source import DebianPackage
 
 
 class SpecError(ValueError):

@@ -33,7 +33,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from harness.arch import get_arch  # noqa: E402
+from harness.kernel.arch import get_arch  # noqa: E402
 from harness.paths import cache_root  # noqa: E402
 
 SUITES = "page_alloc_bulk*"

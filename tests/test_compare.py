@@ -1,4 +1,4 @@
-"""Tests for harness.compare: statistics, significance, directions, statuses, refusals."""
+"""Tests for harness.report.compare: statistics, significance, directions, statuses, refusals."""
 
 from __future__ import annotations
 
@@ -8,7 +8,9 @@ from typing import Any
 
 import pytest
 
-from harness.compare import (
+from harness.analysis.ktap import metrics_from, parse_ktap
+from harness.record.store import ArchRun, CrashReport, RunStatus, write_json
+from harness.report.compare import (
     ALPHA,
     Direction,
     Kind,
@@ -26,8 +28,6 @@ from harness.compare import (
     t_two_sided_p,
     welch_p,
 )
-from harness.ktap import metrics_from, parse_ktap
-from harness.results import ArchRun, CrashReport, RunStatus, write_json
 
 BASE, PATCHED = "v7.2.13", "v7.2.13+series-0123abcd"
 SHA = {BASE: "a" * 64, PATCHED: "b" * 64}

@@ -1,6 +1,6 @@
 """Crash detection on console excerpts in the kernel's own formats."""
 
-from harness.crash import RunningTestTracker, find_crashes, strip_prefix
+from harness.analysis.crash import RunningTestTracker, find_crashes, strip_prefix
 
 NULL_DEREF_PANIC = """\
 KTAP version 1

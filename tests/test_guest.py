@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.arch import ARCHES
-from harness.guest import cpio
-from harness.guest.initramfs import GuestBuildError, ModuleStep, build_initramfs, render_plan
+from harness.boot.guest import cpio
+from harness.boot.guest.initramfs import GuestBuildError, ModuleStep, build_initramfs, render_plan
+from harness.kernel.arch import ARCHES
 
 
 def test_cpio_is_readable_by_cpio_tool(tmp_path: Path) -> None:

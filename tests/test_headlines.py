@@ -1,7 +1,7 @@
 """Headline figures are read from the comparison, never invented."""
 
-from harness.compare import Direction, Kind, MetricDelta, stats
-from harness.headlines import HEADLINES, Show, rows, value
+from harness.report.compare import Direction, Kind, MetricDelta, stats
+from harness.report.headlines import HEADLINES, Show, rows, value
 
 
 def delta(case: str, key: str, a: list[float] | None, b: list[float] | None) -> MetricDelta:

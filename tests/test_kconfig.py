@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.kconfig import ConfigRequest, KconfigError, parse_dotconfig, verify
+from harness.kernel.kconfig import ConfigRequest, KconfigError, parse_dotconfig, verify
 
 
 def test_fragment_lines_and_overrides(tmp_path: Path) -> None:

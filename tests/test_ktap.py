@@ -1,4 +1,4 @@
-"""Tests for harness.ktap: kunit_tool parity, KTAP semantics, consoles, robustness."""
+"""Tests for harness.analysis.ktap: kunit_tool parity, KTAP semantics, consoles, robustness."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from harness.ktap import (
+from harness.analysis.ktap import (
     MAX_DEPTH,
     MAX_MISSING,
     Counts,

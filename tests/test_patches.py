@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.patches import PatchError, apply_series, load_series, summarise_failure
-from harness.source import SourceTree
+from harness.kernel.patches import PatchError, apply_series, load_series, summarise_failure
+from harness.kernel.source import SourceTree
 
 pytestmark = pytest.mark.skipif(shutil.which("patch") is None, reason="patch(1) not installed")
 

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.arch import ARCHES, get_arch
-from harness.qemu import Accel, BootSpec, qemu_command
+from harness.boot.qemu import Accel, BootSpec, qemu_command
+from harness.kernel.arch import ARCHES, get_arch
 
 BOOT = BootSpec(Path("/k/bzImage"), Path("/k/initrd"), ["panic=-1", "kunit.filter_glob=a*"])
 
@@ -61,7 +61,7 @@ def test_icount_adds_instruction_counted_time_on_tcg_only() -> None:
 
 
 def test_icount_run_skips_the_kvm_probe(tmp_path: Path) -> None:
-    from harness.accel import choose
+    from harness.boot.accel import choose
     from harness.progress import Reporter
 
     # no kernel image and no probe cache: choose() must not try a KVM boot

@@ -1,4 +1,4 @@
-"""Tests for harness.results: status taxonomy, JSON round trip, JUnit, ResultDir."""
+"""Tests for harness.record.store: status taxonomy, JSON round trip, JUnit, ResultDir."""
 
 from __future__ import annotations
 
@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 from junitparser import Error, Failure, JUnitXml, Skipped
 
-from harness import results
-from harness.ktap import Counts, metrics_from, parse_console
-from harness.results import (
+from harness.analysis.ktap import Counts, metrics_from, parse_console
+from harness.record import store as results
+from harness.record.store import (
     EXIT_CODES,
     SCHEMA_VERSION,
     SEVERITY,

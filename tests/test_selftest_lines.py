@@ -1,8 +1,8 @@
 """test_vmalloc's "Summary:" lines become a suite of test cases."""
 
-from harness.analyze import analyze
-from harness.ktap import TestStatus
-from harness.selftest_lines import parse_summaries
+from harness.analysis.analyze import analyze
+from harness.analysis.ktap import TestStatus
+from harness.analysis.selftest_lines import parse_summaries
 
 # as printed by lib/test_vmalloc.c (7.2) built in, two workers
 CONSOLE = """\

@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.patches import load_series
+from harness.kernel.patches import load_series
+from harness.kernel.source import SourceTree
 from harness.paths import REPO_ROOT
 from harness.seriescheck import (
     EXIT_BUILD,
@@ -47,7 +48,6 @@ from harness.seriescheck import (
     touched_files,
     write_reports,
 )
-from harness.source import SourceTree
 
 SERIES = REPO_ROOT / "patches" / "v7.2"
 

@@ -1,6 +1,6 @@
-from harness.ktap import Metric, parse_ktap
-from harness.results import ArchRun, CrashReport, RunStatus
-from harness.summary import render_summary
+from harness.analysis.ktap import Metric, parse_ktap
+from harness.record.store import ArchRun, CrashReport, RunStatus
+from harness.report.summary import render_summary
 
 KTAP = """\
 KTAP version 1

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from harness.ktap import TestNode, TestStatus
+from harness.analysis.ktap import TestNode, TestStatus
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from typing import Any
 
 from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
 
-from harness.ktap import Counts, KtapDocument, Metric, TestNode, TestStatus
+from harness.analysis.ktap import Counts, KtapDocument, Metric, TestNode, TestStatus
 
 __all__ = [
     "CRASH_KINDS",

@@ -17,7 +17,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.source import SourceTree
+from harness.kernel.source import SourceTree
 
 
 class PatchError(RuntimeError):

@@ -11,8 +11,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
 
-from harness.ktap import Metric, TestStatus
-from harness.results import ArchRun, atomic_write_text
+from harness.analysis.ktap import Metric, TestStatus
+from harness.record.store import ArchRun, atomic_write_text
 
 STRESS_COLUMNS = ["requests", "filled", "partial", "failed", "p50_ns", "p99_ns", "max_ns",
                   "compact_stall", "allocstall"]  # fmt: skip

@@ -16,8 +16,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.arch import Arch
-from harness.results import atomic_write_text
+from harness.kernel.arch import Arch
+from harness.record.store import atomic_write_text
 
 
 class Accel:

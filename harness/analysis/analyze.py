@@ -11,12 +11,12 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.console import ExitReason
-from harness.crash import find_crashes
-from harness.guest.markers import INIT_START, STEP_BEGIN, STEP_END
-from harness.ktap import KtapDocument, TestStatus, metrics_from, parse_console
-from harness.results import NON_FATAL_KINDS, CrashReport, RunStatus, status_from_tests
-from harness.selftest_lines import parse_summaries
+from harness.analysis.crash import find_crashes
+from harness.analysis.ktap import KtapDocument, TestStatus, metrics_from, parse_console
+from harness.analysis.selftest_lines import parse_summaries
+from harness.boot.console import ExitReason
+from harness.boot.guest.markers import INIT_START, STEP_BEGIN, STEP_END
+from harness.record.store import NON_FATAL_KINDS, CrashReport, RunStatus, status_from_tests
 
 
 @dataclass
@@ -96,7 +96,7 @@ def analyze(lines: list[str], reason: ExitReason | None, expect_modules: list[st
 
 
 def _worse(a: RunStatus, b: RunStatus) -> RunStatus:
-    from harness.results import worst
+    from harness.record.store import worst
 
     return worst([a, b])
 

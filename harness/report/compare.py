@@ -12,7 +12,7 @@ comparison reports:
   definition, guest memory/CPUs, kernel command line): :class:`Refused` unless
   forced, in which case the mismatch travels with the result as a warning.
 
-Pure functions on loaded results; rendering is in :mod:`harness.report`.
+Pure functions on loaded results; rendering is in :mod:`harness.report.render`.
 """
 
 from __future__ import annotations
@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.ktap import TestNode, TestStatus
-from harness.results import SEVERITY, ArchRun, CrashReport, ResultDir, RunStatus
+from harness.analysis.ktap import TestNode, TestStatus
+from harness.record.store import SEVERITY, ArchRun, CrashReport, ResultDir, RunStatus
 
 __all__ = [
     "ALPHA",

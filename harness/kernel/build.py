@@ -25,9 +25,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.arch import Arch
-from harness.kconfig import ConfigRequest, Mismatch, verify
-from harness.patches import PatchedTree
+from harness.kernel.arch import Arch
+from harness.kernel.kconfig import ConfigRequest, Mismatch, verify
+from harness.kernel.patches import PatchedTree
 
 _WARNING = re.compile(r"(?:^|\s)(?:[^\s:]+:\d+:\d+: )?warning: ")
 _ERROR = re.compile(

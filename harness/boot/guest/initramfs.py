@@ -8,8 +8,8 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.arch import Arch
-from harness.guest import cpio
+from harness.boot.guest import cpio
+from harness.kernel.arch import Arch
 
 INIT_SOURCE = Path(__file__).with_name("init.c")
 

@@ -15,12 +15,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from harness.arch import Arch
-from harness.console import ExitReason, run_console
-from harness.guest.initramfs import build_initramfs
-from harness.guest.markers import INIT_START
+from harness.boot.console import ExitReason, run_console
+from harness.boot.guest.initramfs import build_initramfs
+from harness.boot.guest.markers import INIT_START
+from harness.boot.qemu import Accel, BootSpec, ProbeCache, kvm_device_usable, qemu_command
+from harness.kernel.arch import Arch
 from harness.progress import Reporter
-from harness.qemu import Accel, BootSpec, ProbeCache, kvm_device_usable, qemu_command
 
 PROBE_TIMEOUT = 30.0
 _INIT_STARTED = re.compile(re.escape(INIT_START))

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pexpect
 
-from harness.guest.markers import INIT_DONE
+from harness.boot.guest.markers import INIT_DONE
 
 _PR_SET_PDEATHSIG = 1
 _PANIC = re.compile(r"Kernel panic - not syncing")

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from harness.guest.markers import STEP_BEGIN, STEP_END
-from harness.results import CrashReport
+from harness.boot.guest.markers import STEP_BEGIN, STEP_END
+from harness.record.store import CrashReport
 
 # printk prefixes: "[    1.234567] ", "<4>[ 1.2] ", or nothing.
 _PREFIX = re.compile(r"^(?:<\d+>)?(?:\[\s*\d+\.\d+\]\s?)?(?:\[\s*[CT]\d+\]\s?)?")

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.compare import (
+from harness.record.store import atomic_write_text
+from harness.report.compare import (
     ALPHA,
     DIRECTIONS,
     ArchComparison,
@@ -34,8 +35,7 @@ from harness.compare import (
     labels,
     sides_from_dirs,
 )
-from harness.headlines import rows as headline_rows
-from harness.results import atomic_write_text
+from harness.report.headlines import rows as headline_rows
 
 __all__ = ["render_html", "render_markdown", "run_compare", "to_json", "write_reports"]
 

@@ -15,7 +15,7 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harness.compare import MetricDelta, Stats
+from harness.report.compare import MetricDelta, Stats
 
 
 class Show(enum.StrEnum):

@@ -1,0 +1,1 @@
+"""Stage 3, reading a console: KTAP parser, crash finder, selftest lines, classification."""

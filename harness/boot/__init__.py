@@ -1,0 +1,1 @@
+"""Stage 2, the boot: guest initramfs, QEMU command, accelerator choice, console driver."""

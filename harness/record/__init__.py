@@ -1,0 +1,1 @@
+"""Stage 4, the record: run status, the typed run record, results.json and JUnit writers."""

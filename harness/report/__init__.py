@@ -1,0 +1,1 @@
+"""Stage 5, reading records: summary, A/B comparison, headlines, Markdown/HTML reports."""
