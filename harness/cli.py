@@ -1,4 +1,5 @@
-"""kbulk command line: arguments only; the work happens in the pipeline modules."""
+"""kbulk command line: arguments in, one command function each, exit codes out
+(from record.status.EXIT_CODES); the work happens in the pipeline modules."""
 
 from __future__ import annotations
 
@@ -13,14 +14,16 @@ from harness import seriescheck
 from harness.ab import run_ab
 from harness.analysis.analyze import analyze
 from harness.boot.accel import probe_cache
+from harness.errors import failure
 from harness.kernel.arch import ARCHES
-from harness.kernel.kconfig import KconfigError
-from harness.kernel.patches import PatchError
-from harness.kernel.source import SourceError, from_debian
+from harness.kernel.source import from_debian
 from harness.paths import REPO_ROOT, cache_root
 from harness.pipeline import Pipeline, RunOptions, validate_suites
 from harness.progress import Reporter
-from harness.record.store import EXIT_CODES, ArchRun, RunStatus, write_json, write_junit
+from harness.record.junit import write_junit
+from harness.record.run import ArchRun
+from harness.record.status import EXIT_CODES, RunStatus
+from harness.record.store import write_json
 from harness.report.render import run_compare
 from harness.spec import SpecError, load_spec
 
@@ -247,11 +250,9 @@ def cmd_run(args: argparse.Namespace, reporter: Reporter) -> int:
     opts = _run_options(args, reporter)
     if opts is None:
         return 2
-    try:
-        results, status = Pipeline(opts, reporter).run()
-    except (KconfigError, PatchError, SourceError) as e:
-        reporter.error(str(e))
-        return EXIT_CODES[RunStatus.INFRA_ERROR]
+    # Every stage's failure (source, patch, Kconfig, build, boot) is recorded as a
+    # run with its status by the pipeline itself (harness.errors.failure).
+    results, status = Pipeline(opts, reporter).run()
     _print_summary(reporter, results.runs)
     reporter.info(f"results: {results.path} (results.json, junit.xml)")
     return EXIT_CODES[status]
@@ -298,11 +299,15 @@ def cmd_parse(args: argparse.Namespace, reporter: Reporter) -> int:
     except OSError as e:
         reporter.error(f"{args.log}: {e.strerror}")
         return 2
-    lines = text.splitlines()
-    found = analyze(lines, None, [])
+    try:
+        found = analyze(text.splitlines(), None, [])
+    except Exception as e:
+        failed = failure(e)
+        reporter.error(failed.message)
+        return EXIT_CODES[failed.status]
     run = ArchRun(
         args.arch, "unknown", found.status, ktap=found.ktap, crashes=found.crashes,
-        metrics=found.metrics, message=found.message,
+        metrics=found.metrics, message=found.message, module_steps=found.module_steps,
         console_log=str(args.log),
     )  # fmt: skip
     meta = {"command_line": sys.argv, "parsed_log": str(args.log)}
@@ -353,9 +358,13 @@ def cmd_source(args: argparse.Namespace, reporter: Reporter) -> int:
             reporter.error(f"{args.spec}: the run definition names no Debian source")
             return 2
         tree = from_debian(spec.debian, cache_root(), reporter.info)
-    except (SpecError, SourceError) as e:
+    except SpecError as e:
         reporter.error(str(e))
         return EXIT_CODES[RunStatus.INFRA_ERROR]
+    except Exception as e:
+        failed = failure(e)
+        reporter.error(failed.message)
+        return EXIT_CODES[failed.status]
     print(tree.path)
     return 0
 
@@ -388,12 +397,10 @@ def cmd_series_check(args: argparse.Namespace, reporter: Reporter) -> int:
     )
     try:
         return seriescheck.run(opts, reporter)
-    except PatchError as e:
-        reporter.error(str(e))
-        return EXIT_CODES[RunStatus.PATCH_FAILURE]
-    except (KconfigError, SourceError, seriescheck.SeriesCheckError) as e:
-        reporter.error(str(e))
-        return EXIT_CODES[RunStatus.INFRA_ERROR]
+    except Exception as e:
+        failed = failure(e)
+        reporter.error(failed.message)
+        return EXIT_CODES[failed.status]
 
 
 def cmd_compare(args: argparse.Namespace, reporter: Reporter) -> int:

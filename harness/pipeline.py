@@ -12,16 +12,16 @@ import shlex
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness.analysis.analyze import analyze, decode_crashes
-from harness.boot import accel as accel_mod
-from harness.boot.console import run_console
-from harness.boot.guest.initramfs import GuestBuildError, ModuleStep, build_initramfs
-from harness.boot.qemu import BootSpec, qemu_command
+from harness.boot.guest.initramfs import ModuleStep
+from harness.boot.stage import Booter, BootRequest, QemuBooter
+from harness.errors import StageError, failure
 from harness.kernel.arch import Arch, get_arch
 from harness.kernel.build import BuildResult, KernelBuilder
-from harness.kernel.kconfig import ConfigRequest, KconfigError
-from harness.kernel.patches import PatchedTree, PatchError, apply_series, load_series
+from harness.kernel.kconfig import ConfigRequest
+from harness.kernel.patches import PatchedTree, apply_series, load_series
 from harness.kernel.source import (
     SourceError,
     SourceTree,
@@ -31,7 +31,9 @@ from harness.kernel.source import (
     sha256_file,
 )
 from harness.progress import Reporter
-from harness.record.store import ArchRun, ResultDir, RunStatus, default_meta
+from harness.record.run import AbSlot, ArchRun, BootInfo, BuildInfo
+from harness.record.status import CrashKind, RunStatus
+from harness.record.store import ResultDir, default_meta
 from harness.report.summary import write_summary
 from harness.spec import RunSpec
 
@@ -55,12 +57,6 @@ class RunOptions:
     modules: bool = True
     label: str | None = None
     argv: list[str] = field(default_factory=list)
-
-
-class StageError(RuntimeError):
-    def __init__(self, status: RunStatus, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 def obtain_source(opts: RunOptions, reporter: Reporter) -> SourceTree:
@@ -94,8 +90,8 @@ def patched_tree(opts: RunOptions, source: SourceTree, reporter: Reporter) -> Pa
     return tree
 
 
-def config_request(opts: RunOptions, arch: Arch, tree: PatchedTree) -> ConfigRequest:
-    spec = opts.spec
+def config_request(spec: RunSpec, arch: Arch, tree: PatchedTree) -> ConfigRequest:
+    """The run definition's config for ``arch``; series fragments only when a series applies."""
     request = ConfigRequest(spec.config_base)
     request.add_symbols(arch.kconfig, f"arch {arch.name}")
     series_only = spec.series_fragments if tree.series is not None else []
@@ -117,31 +113,66 @@ def boot_cmdline(opts: RunOptions) -> list[str]:
     return [*cmdline, *opts.extra_cmdline]
 
 
+def series_label(tree: PatchedTree) -> str | None:
+    return tree.label if tree.series is not None else None
+
+
+def choose_booter(opts: RunOptions) -> Booter:
+    """The boot stage: where "boot under QEMU" could become "boot a real machine"."""
+    return QemuBooter(opts.accel, opts.cache)
+
+
+@dataclass
+class Prepared:
+    """A kernel (and its test modules) built and ready to boot, possibly many times."""
+
+    tree: PatchedTree
+    result: BuildResult
+    info: BuildInfo
+    steps: list[ModuleStep]
+
+
 class Pipeline:
-    def __init__(self, opts: RunOptions, reporter: Reporter) -> None:
+    def __init__(self, opts: RunOptions, reporter: Reporter, booter: Booter | None = None) -> None:
         self.opts = opts
         self.reporter = reporter
+        self.booter = booter if booter is not None else choose_booter(opts)
+
+    def start(self, meta: dict[str, Any]) -> ResultDir:
+        results = ResultDir.create(self.opts.results_root, meta=meta)
+        self.reporter.info(f"results: {results.path}")
+        return results
+
+    def arches(self) -> list[Arch]:
+        return [get_arch(a) for a in (self.opts.arches or self.opts.spec.arches)]
+
+    def record_failure(
+        self, results: ResultDir, arches: list[Arch], exc: BaseException
+    ) -> RunStatus:
+        """The source or the series failed: one failed run per arch, and finish."""
+        found = failure(exc, traceback_log(results))
+        for arch in arches:
+            results.record(ArchRun(arch.name, "unknown", found.status, message=found.message))
+        self.reporter.error(found.message)
+        if found.interrupted:
+            raise exc
+        return results.finish()
 
     def run(self) -> tuple[ResultDir, RunStatus]:
         opts = self.opts
-        arches = [get_arch(a) for a in (opts.arches or opts.spec.arches)]
+        arches = self.arches()
         meta = default_meta(
             opts.argv,
             spec=str(opts.spec.path),
             spec_name=opts.spec.name,
             arches=[a.name for a in arches],
         )
-        results = ResultDir.create(opts.results_root, meta=meta)
-        self.reporter.info(f"results: {results.path}")
+        results = self.start(meta)
         try:
             source = obtain_source(opts, self.reporter)
             tree = patched_tree(opts, source, self.reporter)
-        except (SourceError, PatchError) as e:
-            status = RunStatus.PATCH_FAILURE if isinstance(e, PatchError) else RunStatus.INFRA_ERROR
-            for arch in arches:
-                results.record(ArchRun(arch.name, "unknown", status, message=str(e)))
-            self.reporter.error(str(e))
-            return results, results.finish()
+        except Exception as e:
+            return results, self.record_failure(results, arches, e)
         results.meta.update(
             source={
                 "origin": source.origin,
@@ -165,59 +196,83 @@ class Pipeline:
         return results, status
 
     def run_arch(self, arch: Arch, tree: PatchedTree, results: ResultDir) -> ArchRun:
-        label = kernel_label(tree)
-        run = ArchRun(arch.name, label, RunStatus.INFRA_ERROR)
-        try:
-            build = self.build_kernel(arch, tree, run)
-            steps = self.build_modules(arch, tree, build, run)
-            self.boot_and_test(arch, tree, build, steps, run, results)
-        except StageError as e:
-            run.status, run.message = e.status, str(e)
-        except (KconfigError, GuestBuildError) as e:
-            run.status = (
-                RunStatus.CONFIG_ERROR if isinstance(e, KconfigError) else RunStatus.INFRA_ERROR
-            )
-            run.message = str(e)
-        except (KeyboardInterrupt, SystemExit):
-            # Keep what this arch produced (console log, build details) before leaving.
-            run.status = RunStatus.INFRA_ERROR
-            run.message = "interrupted (Ctrl-C or SIGTERM); the console log so far is kept"
+        prepared = self.prepare(arch, tree, results)
+        if isinstance(prepared, ArchRun):
+            return prepared
+        return self.boot_and_test(arch, prepared, results)
+
+    def failed_run(
+        self,
+        exc: BaseException,
+        results: ResultDir,
+        arch: Arch,
+        tree: PatchedTree,
+        *,
+        build: BuildInfo | None = None,
+        boot: BootInfo | None = None,
+        ab: AbSlot | None = None,
+        durations: dict[str, float] | None = None,
+        console_log: str | None = None,
+    ) -> ArchRun:
+        """The record of a run a stage stopped; re-raises interrupts once it is saved."""
+        found = failure(exc, traceback_log(results))
+        run = ArchRun(
+            arch.name,
+            kernel_label(tree),
+            found.status,
+            series=series_label(tree),
+            message=found.message,
+            build=build,
+            boot=boot,
+            ab=ab,
+            durations=dict(durations or {}),
+            console_log=console_log,
+        )
+        if found.interrupted:
+            # Keep what this arch produced (console log, build record) before leaving.
             results.record(run)
-            raise
+            raise exc
         return run
+
+    def prepare(
+        self, arch: Arch, tree: PatchedTree, results: ResultDir, ab: AbSlot | None = None
+    ) -> Prepared | ArchRun:
+        """Build the kernel and the test modules; a failed run if either fails."""
+        info: BuildInfo | None = None
+        durations: dict[str, float] = {}
+        try:
+            result, info = self.build_kernel(arch, tree)
+            durations["build"] = round(result.duration, 1)
+            check_build(result)
+            steps = self.build_modules(arch, tree, result)
+        except BaseException as e:
+            return self.failed_run(e, results, arch, tree, build=info, ab=ab, durations=durations)
+        return Prepared(tree, result, info, steps)
 
     def builder(self, arch: Arch, tree: PatchedTree) -> KernelBuilder:
         opts = self.opts
-        request = config_request(opts, arch, tree)
+        request = config_request(opts.spec, arch, tree)
         return KernelBuilder(tree, arch, request, opts.cache, opts.cache / "work", jobs=opts.jobs)
 
-    def build_kernel(self, arch: Arch, tree: PatchedTree, run: ArchRun) -> BuildResult:
+    def build_kernel(self, arch: Arch, tree: PatchedTree) -> tuple[BuildResult, BuildInfo]:
         builder = self.builder(arch, tree)
         with self.reporter.step(f"build {arch.name}") as step:
             result = builder.build(on_line=step.activity)
             step.outcome = "ok" if result.ok else "FAILED"
-        run.durations["build"] = round(result.duration, 1)
-        run.details["config_digest"] = builder.request.digest
-        run.details["build"] = {
-            "dir": str(result.build_dir),
-            "log": str(result.log),
-            "warnings": result.warnings,
-            "errors": result.errors,
-            "reproducer": result.reproducer,
-        }
-        if result.config_mismatches:
-            raise StageError(RunStatus.CONFIG_ERROR, result.summary)
-        if not result.ok:
-            status = RunStatus.CONFIG_ERROR if result.stage == "config" else RunStatus.BUILD_FAILURE
-            raise StageError(status, f"{result.summary} (log: {result.log})")
-        assert result.image is not None
-        run.details["image"] = {"path": str(result.image), "sha256": sha256_file(result.image)}
-        self.reporter.info(f"    {arch.name}: {result.summary}")
-        return result
+        info = BuildInfo(
+            dir=str(result.build_dir),
+            log=str(result.log),
+            warnings=result.warnings,
+            errors=result.errors,
+            config_digest=builder.request.digest,
+            make_argv=list(result.make_argv),
+        )
+        if result.ok and result.image is not None:
+            info.image, info.image_sha256 = str(result.image), sha256_file(result.image)
+            self.reporter.info(f"    {arch.name}: {result.summary}")
+        return result, info
 
-    def build_modules(
-        self, arch: Arch, tree: PatchedTree, build: BuildResult, run: ArchRun
-    ) -> list[ModuleStep]:
+    def build_modules(self, arch: Arch, tree: PatchedTree, build: BuildResult) -> list[ModuleStep]:
         spec = self.opts.spec
         if not self.opts.modules or not spec.modules or spec.modules_dir is None:
             return []
@@ -242,65 +297,86 @@ class Pipeline:
             steps.append(ModuleStep(by_name[load.name], load.params))
         return steps
 
+    def boot_request(self, arch: Arch, prepared: Prepared) -> BootRequest:
+        boot, result = self.opts.spec.boot, prepared.result
+        assert result.image is not None
+        return BootRequest(
+            arch=arch,
+            image=result.image,
+            build_dir=result.build_dir,
+            steps=prepared.steps,
+            cmdline=boot_cmdline(self.opts),
+            memory=boot.memory,
+            smp=boot.smp,
+            icount=boot.icount,
+            timeout=boot.timeout,
+            inactivity_timeout=boot.inactivity_timeout,
+        )
+
     def boot_and_test(
         self,
         arch: Arch,
-        tree: PatchedTree,
-        build: BuildResult,
-        steps: list[ModuleStep],
-        run: ArchRun,
+        prepared: Prepared,
         results: ResultDir,
         console_name: str = "console.log",
-    ) -> None:
-        opts = self.opts
-        assert build.image is not None
-        guest_dir = build.build_dir / "kbulk-guest"
-        image = build_initramfs(arch, steps, guest_dir / "initramfs.cpio", opts.cache / "guest")
-        boot = BootSpec(
-            kernel=build.image,
-            initramfs=image.initramfs,
-            cmdline=boot_cmdline(opts),
-            memory=opts.spec.boot.memory,
-            smp=opts.spec.boot.smp,
-            icount=opts.spec.boot.icount,
-        )
-        verdict = accel_mod.choose(
-            arch, opts.accel, build.image, opts.cache, self.reporter, icount=boot.icount
-        )
-        run.accelerator = verdict.accel
-        run.details["accelerator_reason"] = verdict.reason
-        command = qemu_command(arch, boot, verdict.accel)
-        run.details["qemu"] = str(command)
-        run.details["boot"] = {"memory": boot.memory, "smp": boot.smp, "cmdline": boot.cmdline}
+        ab: AbSlot | None = None,
+    ) -> ArchRun:
+        """Boot a prepared kernel once, read its console, and assemble the run record."""
+        tree = prepared.tree
+        durations = {"build": round(prepared.result.duration, 1)}
         console_log = results.arch_path(arch.name, console_name)
-        run.console_log = results.relative(console_log)
-        with self.reporter.step(f"boot {arch.name} ({verdict.accel})") as step:
-            outcome = run_console(
-                command.argv,
-                console_log,
-                overall_timeout=opts.spec.boot.timeout,
-                inactivity_timeout=opts.spec.boot.inactivity_timeout,
-                on_line=step.activity,
+        relative_log = results.relative(console_log)
+        booted: list[BootInfo] = []
+        try:
+            boot, outcome = self.booter.boot(
+                self.boot_request(arch, prepared), console_log, self.reporter, booted.append
             )
-            step.outcome = outcome.reason.value
-        run.durations["boot_to_results"] = round(outcome.duration, 1)
-        if outcome.first_output_after is not None:
-            run.durations["first_output"] = round(outcome.first_output_after, 2)
-        run.details["exit_reason"] = outcome.reason.value
-        run.details["reproducer"] = {
-            "build": build.reproducer,
-            "qemu": str(command),
-        }
-        found = analyze(outcome.lines, outcome.reason, [s.name for s in steps])
-        started = time.monotonic()
-        decode_crashes(
-            [c for c in found.crashes if c.kind != "warning"], tree.path, build.build_dir
+            durations["boot_to_results"] = round(outcome.duration, 1)
+            if outcome.first_output_after is not None:
+                durations["first_output"] = round(outcome.first_output_after, 2)
+            found = analyze(outcome.lines, outcome.reason, [s.name for s in prepared.steps])
+            started = time.monotonic()
+            decode_crashes(
+                [c for c in found.crashes if c.kind is not CrashKind.WARNING],
+                tree.path,
+                prepared.result.build_dir,
+            )
+            durations["decode"] = round(time.monotonic() - started, 1)
+        except BaseException as e:
+            return self.failed_run(
+                e, results, arch, tree, build=prepared.info, boot=booted[0] if booted else None,
+                ab=ab, durations=durations, console_log=relative_log,
+            )  # fmt: skip
+        return ArchRun(
+            arch.name,
+            kernel_label(tree),
+            found.status,
+            series=series_label(tree),
+            ktap=found.ktap,
+            crashes=found.crashes,
+            metrics=found.metrics,
+            console_log=relative_log,
+            durations=durations,
+            message=found.message,
+            build=prepared.info,
+            boot=boot,
+            ab=ab,
+            module_steps=found.module_steps,
         )
-        run.durations["decode"] = round(time.monotonic() - started, 1)
-        run.status, run.message = found.status, found.message
-        run.ktap, run.crashes, run.metrics = found.ktap, found.crashes, found.metrics
-        if found.module_steps:
-            run.details["modules"] = found.module_steps
+
+
+def check_build(result: BuildResult) -> None:
+    """Raise the build's failure with its status (config or build)."""
+    if result.config_mismatches:
+        raise StageError(RunStatus.CONFIG_ERROR, result.summary)
+    if not result.ok:
+        status = RunStatus.CONFIG_ERROR if result.stage == "config" else RunStatus.BUILD_FAILURE
+        raise StageError(status, f"{result.summary} (log: {result.log})")
+
+
+def traceback_log(results: ResultDir) -> Path:
+    """Where unexpected errors' tracebacks go (pointed to from the run's message)."""
+    return results.path / "harness-error.log"
 
 
 _SAFE_GLOB = re.compile(r"^[A-Za-z0-9_*?.\-\[\]]+$")

@@ -48,11 +48,11 @@ prefix is reported as "not yet present", not as a config error.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import fcntl
 import json
 import os
 import re
-import secrets
 import shutil
 import subprocess
 import time
@@ -63,14 +63,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.errors import HarnessError, failure
+from harness.fsutil import atomic_write_text, fresh_dir, hardlink_copy
 from harness.kernel.arch import Arch, get_arch
 from harness.kernel.build import BuildError, KernelBuilder
 from harness.kernel.kconfig import ConfigRequest, Mismatch, verify
-from harness.kernel.patches import PatchedTree, PatchError, Series, load_series, summarise_failure
+from harness.kernel.patches import PatchedTree, PatchError, Series, load_series, run_patch
 from harness.kernel.source import SourceTree, from_debian
-from harness.pipeline import RunOptions, config_request
+from harness.pipeline import config_request
 from harness.progress import Reporter
-from harness.record.store import atomic_write_text, default_meta
+from harness.record.status import EXIT_CODES, RunStatus, worst
+from harness.record.store import default_meta
 from harness.spec import RunSpec
 
 REPORT_JSON = "series-check.json"
@@ -78,11 +81,17 @@ REPORT_MD = "series-check.md"
 STATE_FILE = "seriescheck-state.json"
 
 # Exit codes, as for `kbulk run`: 5 build failure, 6 config error, 7 patch failure.
-EXIT_OK, EXIT_FINDINGS, EXIT_BUILD, EXIT_CONFIG, EXIT_PATCH = 0, 1, 5, 6, 7
+EXIT_OK = EXIT_CODES[RunStatus.PASS]
+EXIT_FINDINGS = EXIT_CODES[RunStatus.TEST_FAILURE]  # checkpatch findings or new warnings
+EXIT_BUILD = EXIT_CODES[RunStatus.BUILD_FAILURE]
+EXIT_CONFIG = EXIT_CODES[RunStatus.CONFIG_ERROR]
+EXIT_PATCH = EXIT_CODES[RunStatus.PATCH_FAILURE]
 
 
-class SeriesCheckError(RuntimeError):
+class SeriesCheckError(HarnessError):
     """The check could not run (no source named, work tree in use): infrastructure."""
+
+    status = RunStatus.INFRA_ERROR
 
 
 # ----------------------------------------------------------------------- checkpatch
@@ -254,11 +263,32 @@ def diff_warnings(
 # --------------------------------------------------------------------------- report
 
 
+class PrefixStatus(enum.StrEnum):
+    """How one prefix build went; failures name the run status they stand for."""
+
+    OK = "ok"
+    BUILD_FAILURE = "build_failure"
+    CONFIG_ERROR = "config_error"
+    PATCH_FAILURE = "patch_failure"
+    INFRA_ERROR = "infra_error"
+    SKIPPED = "skipped"
+
+    @classmethod
+    def of(cls, status: RunStatus) -> PrefixStatus:
+        return cls(str(status)) if str(status) in cls._value2member_map_ else cls.INFRA_ERROR
+
+    @property
+    def run_status(self) -> RunStatus:
+        if self in (PrefixStatus.OK, PrefixStatus.SKIPPED):
+            return RunStatus.PASS
+        return RunStatus(str(self))
+
+
 @dataclass
 class PrefixBuild:
     arch: str
     prefix: int  # patches applied; 0 is the pristine tree
-    status: str  # ok | build_failure | config_error | patch_failure | skipped
+    status: PrefixStatus
     duration: float = 0.0
     first_error: str = ""
     log: str = ""
@@ -270,13 +300,16 @@ class PrefixBuild:
     compared_with_failed_build: bool = False
     base_only: bool = False  # the prefix before --from: built as the comparison base
 
+    def __post_init__(self) -> None:
+        self.status = PrefixStatus(self.status)  # report.json readers pass plain strings
+
     @property
     def label(self) -> str:
-        if self.status == "skipped":
+        if self.status is PrefixStatus.SKIPPED:
             return "-"
-        if self.base_only and self.status == "ok":
+        if self.base_only and self.status is PrefixStatus.OK:
             return f"base {self.duration:.0f}s"
-        word = "ok" if self.status == "ok" else "FAIL" if self.status != "config_error" else "CFG"
+        word = {PrefixStatus.OK: "ok", PrefixStatus.CONFIG_ERROR: "CFG"}.get(self.status, "FAIL")
         return f"{word} {self.duration:.0f}s"
 
 
@@ -313,13 +346,9 @@ class SeriesReport:
 
 
 def exit_code(report: SeriesReport) -> int:
-    statuses = {b.status for b in report.all_builds()}
-    if "patch_failure" in statuses:
-        return EXIT_PATCH
-    if "build_failure" in statuses:
-        return EXIT_BUILD
-    if "config_error" in statuses:
-        return EXIT_CONFIG
+    status = worst(PrefixStatus(b.status).run_status for b in report.all_builds())
+    if status is not RunStatus.PASS and status is not RunStatus.NO_TESTS:
+        return EXIT_CODES[status]
     dirty = any(p.checkpatch is not None and not p.checkpatch.clean for p in report.patches)
     if dirty or any(p.new_warning_count for p in report.patches):
         return EXIT_FINDINGS
@@ -401,7 +430,7 @@ def _markdown_details(report: SeriesReport) -> list[str]:
 
 def _build_details(what: str, b: PrefixBuild) -> list[str]:
     out = []
-    if b.status not in ("ok", "skipped"):
+    if b.status not in (PrefixStatus.OK, PrefixStatus.SKIPPED):
         problem = "; ".join(b.config_mismatches) or b.first_error
         out.append(f"- {what} on {b.arch}: {b.status}: {problem} (log: `{b.log}`)")
     if b.new_warnings:
@@ -415,16 +444,7 @@ def _build_details(what: str, b: PrefixBuild) -> list[str]:
 
 def create_result_dir(root: Path, now: dt.datetime | None = None) -> Path:
     """results/<UTC time>-seriescheck-<id>/, created with mkdir (never reused)."""
-    root.mkdir(parents=True, exist_ok=True)
-    stamp = (now or dt.datetime.now(dt.UTC)).strftime("%Y%m%dT%H%M%SZ")
-    for _ in range(8):
-        path = root / f"{stamp}-seriescheck-{secrets.token_hex(3)}"
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            continue
-    raise FileExistsError(f"could not create a fresh results directory under {root}")
+    return fresh_dir(root, tag="seriescheck", now=now)
 
 
 def write_reports(report: SeriesReport, directory: Path) -> None:
@@ -435,21 +455,6 @@ def write_reports(report: SeriesReport, directory: Path) -> None:
 # ------------------------------------------------------------------------ work tree
 
 _COMPILED = {".c", ".h", ".S"}
-
-
-def _patch(tree: Path, patch: Path, reverse: bool = False) -> None:
-    cmd = ["patch", "-p1", "-N", "-f", "--no-backup-if-mismatch", "-r", "-", "-i", str(patch)]
-    if reverse:
-        cmd.insert(1, "-R")
-    proc = subprocess.run(cmd, cwd=tree, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        output = proc.stdout + proc.stderr
-        verb = "does not reverse-apply" if reverse else "does not apply"
-        raise PatchError(
-            f"patch {patch.name} {verb}:\n{summarise_failure(output)}",
-            patch=patch.name,
-            details=output,
-        )
 
 
 def touch_unlinked(path: Path) -> None:
@@ -502,7 +507,7 @@ class WorkTree:
             try:
                 for k in range(applied, 0, -1):
                     self._record(None)
-                    _patch(self.path, self.series.patches[k - 1], reverse=True)
+                    run_patch(self.path, self.series.patches[k - 1], reverse=True)
                     self._record(k - 1)
                 if applied:
                     log(f"reverse-applied {applied} patches in {self.path}")
@@ -513,13 +518,13 @@ class WorkTree:
         for stale in [self.path, *self.root.glob("build-*")]:
             shutil.rmtree(stale, ignore_errors=True)
         log(f"copying {self.source.origin} into {self.path}")
-        subprocess.run(["cp", "-al", str(self.source.path), str(self.path)], check=True)
+        hardlink_copy(self.source.path, self.path)
         self._record(0)
 
     def apply(self, k: int) -> None:
         """Apply patch k (1-based); the tree must hold patches 1..k-1."""
         self._record(None)
-        _patch(self.path, self.series.patches[k - 1])
+        run_patch(self.path, self.series.patches[k - 1])
         self._record(k)
 
     def touch(self, files: Iterable[str]) -> None:
@@ -628,9 +633,7 @@ class SeriesCheck:
     def _request(self, arch: Arch, tree: PatchedTree) -> ConfigRequest:
         """The main job's config (series fragments included) plus --config-fragment files."""
         o = self.opts
-        request = config_request(
-            RunOptions(spec=o.spec, results_root=o.results_root, cache=o.cache), arch, tree
-        )
+        request = config_request(o.spec, arch, tree)
         for fragment in self.opts.config_fragments:
             request.add_fragment(fragment)
         return request
@@ -667,10 +670,14 @@ class SeriesCheck:
                     try:
                         work.apply(k)
                     except PatchError as e:
-                        self.reporter.error(str(e))
+                        found = failure(e)
+                        self.reporter.error(found.message)
                         for arch in arches:
                             entry.builds[arch.name] = PrefixBuild(
-                                arch.name, k, "patch_failure", first_error=str(e)
+                                arch.name,
+                                k,
+                                PrefixStatus.of(found.status),
+                                first_error=found.message,
                             )
                         write_reports(report, out)
                         return
@@ -685,7 +692,7 @@ class SeriesCheck:
                     if k == base and entry is not None:
                         result.base_only = True  # built to compare with, not checked
                     (report.baseline if entry is None else entry.builds)[arch.name] = result
-                    if result.status != "ok":
+                    if result.status is not PrefixStatus.OK:
                         dest = out / arch.name
                         dest.mkdir(exist_ok=True)
                         shutil.copy2(result.log, dest / Path(result.log).name)
@@ -704,16 +711,17 @@ class SeriesCheck:
         arch = builder.arch.name
         log = state.logs / f"prefix-{k:04d}.log"
         log.write_text("")
-        result = PrefixBuild(arch, k, "ok", log=str(log))
+        result = PrefixBuild(arch, k, PrefixStatus.OK, log=str(log))
         title = f"[{k}/{total}] {arch} " + (entry.name[:50] if entry else "baseline")
         with self.reporter.step(title) as step:
             started = time.monotonic()
             try:
                 problems = self._configure(builder, log, reconfigure, work.path, result)
             except BuildError as e:
-                result.status, result.first_error = "config_error", str(e)
+                found = failure(e)
+                result.status, result.first_error = PrefixStatus.of(found.status), found.message
                 result.duration = round(time.monotonic() - started, 1)
-                step.outcome = "CONFIG_ERROR"
+                step.outcome = result.status.upper()
                 state.previous, state.previous_ok = [], False
                 return result
             rc, scan = builder.run_make(builder.kernel_targets(), log, step.activity)
@@ -721,16 +729,17 @@ class SeriesCheck:
             result.warnings_total = scan.warnings
             image_ok = (builder.build_dir / builder.arch.image).is_file()
             if rc != 0 or not image_ok:
-                result.status = "build_failure"
+                result.status = PrefixStatus.BUILD_FAILURE
                 result.first_error = scan.first_error or f"make exited with {rc}"
             elif problems:
-                result.status = "config_error"
+                result.status = PrefixStatus.CONFIG_ERROR
             lines = log.read_text(errors="replace").splitlines()
             if entry is not None and state.previous is not None:
                 self._compare(state, entry, lines, work.path, result)
-            state.previous, state.previous_ok = lines, result.status == "ok"
+            state.previous, state.previous_ok = lines, result.status is PrefixStatus.OK
             new = f", {len(result.new_warnings)} new warnings" if result.new_warnings else ""
-            step.outcome = ("ok" if result.status == "ok" else result.status.upper()) + new
+            ok = result.status is PrefixStatus.OK
+            step.outcome = ("ok" if ok else result.status.upper()) + new
         return result
 
     def _configure(

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Any
 
 import pytest
+from runs import BASE, PATCHED, make_run, two_dirs, write_dir
 
-from harness.analysis.ktap import metrics_from, parse_ktap
-from harness.record.store import ArchRun, CrashReport, RunStatus, write_json
+from harness.analysis.ktap import Metric
+from harness.record.run import ArchRun, CrashReport
+from harness.record.status import RunStatus
 from harness.report.compare import (
     ALPHA,
     Direction,
@@ -29,103 +30,20 @@ from harness.report.compare import (
     welch_p,
 )
 
-BASE, PATCHED = "v7.2.13", "v7.2.13+series-0123abcd"
-SHA = {BASE: "a" * 64, PATCHED: "b" * 64}
-
-
-def ktap_text(
-    *, filled: int, p50: int, nowait_ok: bool = True, ns: tuple[float, ...] = (100, 60, 40, 35)
-) -> str:
-    """A console's KTAP: kbulk_stress (2 cases) and kbulk_bench (4 batch sizes)."""
-    nowait = "ok" if nowait_ok else "not ok"
-    bench = "".join(
-        f"    # kbulk-metric: test=order0_batch{b} api=bulk ns_per_page={v} batch={b} short=0\n"
-        f"    ok {i} order0_batch{b}\n"
-        for i, (b, v) in enumerate(zip((1, 8, 64, 512), ns, strict=True), start=1)
-    )
-    return (
-        "KTAP version 1\n1..2\n"
-        "    KTAP version 1\n    # Subtest: kbulk_stress\n    1..2\n"
-        "    # kbulk-metric: test=env api_bulk_order=0 nr_cpus=2\n"
-        f"    # kbulk-metric: test=gfp_kernel_order0 requests=1000 filled={filled}"
-        f" partial={1000 - filled} failed=0 pages=64000 p50_ns={p50} p99_ns={p50 * 4}"
-        f" max_ns={p50 * 20} compact_stall=-1 allocstall=10 api=bulk\n"
-        "    ok 1 gfp_kernel_order0\n"
-        "    # kbulk-metric: test=gfp_nowait_order0 requests=500 filled=400 partial=100"
-        " failed=0 p50_ns=800 p99_ns=2000 max_ns=9000 api=bulk\n"
-        f"    {nowait} 2 gfp_nowait_order0\n"
-        f"{'ok' if nowait_ok else 'not ok'} 1 kbulk_stress\n"
-        "    KTAP version 1\n    # Subtest: kbulk_bench\n    1..4\n"
-        f"{bench}"
-        "ok 2 kbulk_bench\n"
-    )
-
-
-def make_run(
-    kernel: str,
-    *,
-    filled: int,
-    p50: int = 1000,
-    arch: str = "x86_64",
-    accel: str = "tcg",
-    config: str = "151d77eb2003",
-    nowait_ok: bool = True,
-    crashes: list[CrashReport] | None = None,
-    rep: int = 0,
-    ns: tuple[float, ...] = (100, 60, 40, 35),
-) -> ArchRun:
-    doc = parse_ktap(ktap_text(filled=filled, p50=p50, nowait_ok=nowait_ok, ns=ns))
-    build = f"/cache/work/7.2.13-30a8c5fc63f9-x/build-{arch}-{config}"
-    qemu = f"qemu-system-{arch} -machine pc,accel={accel} -m 1G -smp 2 -append 'console=ttyS0'"
-    status = RunStatus.PASS if nowait_ok else RunStatus.TEST_FAILURE
-    return ArchRun(
-        arch,
-        kernel,
-        RunStatus.CRASH if crashes else status,
-        accelerator=accel,
-        ktap=doc,
-        crashes=crashes or [],
-        metrics=metrics_from(doc),
-        details={
-            "build": {"dir": build},
-            "image": {"path": f"{build}/bzImage", "sha256": SHA.get(kernel, "c" * 64)},
-            "qemu": qemu,
-            "accelerator_reason": "KVM probe boot failed; using TCG",
-            "reproducer": {"build": f"make O={build} bzImage", "qemu": qemu},
-            "repetition": rep,
-        },
-    )
-
-
-def write_dir(path: Path, runs: list[ArchRun], **meta: Any) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    info = {
-        "command_line": ["kbulk", "run", "--results", str(path)],
-        "spec_name": "default",
-        "host": {"hostname": "vm", "cpus": 2},
-        **meta,
-    }
-    write_json(path / "results.json", runs, info)
-    return path
-
-
-def two_dirs(tmp_path: Path, base_filled=(900, 910, 905), new_filled=(1000, 1000, 998), **kw):
-    a = write_dir(
-        tmp_path / "a", [make_run(BASE, filled=f, rep=i) for i, f in enumerate(base_filled)]
-    )
-    b = write_dir(
-        tmp_path / "b", [make_run(PATCHED, filled=f, rep=i, **kw) for i, f in enumerate(new_filled)]
-    )
-    return a, b
-
 
 def delta(a: list[float], b: list[float], key: str = "fill_rate") -> MetricDelta:
-    """One metric through the real code path (compare_metrics on synthetic runs)."""
-    direction, kind = direction_of(key)
-    m = MetricDelta("x86_64", "g", "c", key, direction, kind, stats(a), stats(b))
-    if min(len(a), len(b)) >= 2:
-        m.overlap = not (max(a) < min(b) or max(b) < min(a))
-        m.p_value = welch_p(stats(a), stats(b))
+    """One metric through the real code path: compare_metrics on runs whose only
+    metric line is ``key``, one run per sample (a change to the significance rule
+    in compare_metrics or MetricDelta shows up here)."""
+
+    def runs(values: list[float]) -> list[ArchRun]:
+        return [
+            ArchRun("x86_64", BASE, RunStatus.PASS, metrics=[Metric(["g", "c"], "c", {key: v})])
+            for v in values
+        ]
+
+    (m,) = compare_metrics("x86_64", runs(a), runs(b))
+    assert (m.group, m.case, m.key) == ("g", "c", key)
     return m
 
 
@@ -330,9 +248,10 @@ def test_config_digest_detail_wins_and_series_fragment_difference_is_a_note(tmp_
     with pytest.raises(Refused) as info:
         compare(*sides_from_dirs([a], [b]))
     assert {m.field for m in info.value.mismatches} == {"config", "spec"}
-    # details.config_digest is preferred over the build directory name
+    # the recorded config digest is what counts, not the build directory name
     run = make_run(BASE, filled=900)
-    run.details["config_digest"] = "f" * 64
+    assert run.build is not None
+    run.build.config_digest = "f" * 64
     la = load_runs(write_dir(tmp_path / "c", [run]))
     lb = load_runs(a)
     assert [m.a for m in check_comparable("x86_64", la, lb)] == [["f" * 64]]
@@ -358,7 +277,7 @@ def test_single_ab_directory_is_split_by_series_label(tmp_path: Path):
     a, b = sides_from_dirs([d], [])
     assert [r.run.kernel for r in a.runs] == [BASE] * 3
     assert [r.run.kernel for r in b.runs] == [PATCHED] * 3
-    assert [r.run.details["repetition"] for r in b.runs] == [0, 1, 2]
+    assert [r.run.repetition for r in b.runs] == [0, 1, 2]
     a2, b2 = sides_from_dirs([d], [], baseline_label=PATCHED, patched_label=BASE)
     assert {r.run.kernel for r in a2.runs} == {PATCHED}
     assert {r.run.kernel for r in b2.runs} == {BASE}

@@ -106,7 +106,7 @@ def test_main_job_passes_kunit_on_both_arches(main_job: Invocation, arch: str) -
     run = main_job.run_for(arch)
     assert run["status"] == "pass", run["message"]
     assert run["accelerator"] in ("kvm", "tcg")
-    assert run["details"]["image"]["sha256"]
+    assert run["build"]["image_sha256"]
     leaves = leaf_tests(run["ktap"]["root"])
     bulk = [(p, s) for p, s in leaves if p and p[0].startswith("page_alloc_bulk")]
     assert len(bulk) >= 10, leaves
@@ -170,7 +170,7 @@ def test_kernel_crash_is_a_classified_result_naming_the_test(
         if case.result and "rror" in type(case.result[0]).__name__
     ]
     assert errors, "the crashed test must be a JUnit error"
-    image = run["details"]["image"]["path"]
+    image = run["build"]["image"]
     assert not qemu_processes_using(image)
 
 
@@ -182,8 +182,8 @@ def test_hang_is_a_timeout_and_qemu_is_gone(main_job: Invocation, results_root: 
     run = hang.run_for("arm64")
     assert run["status"] == "timeout"
     assert "overall timeout" in run["message"]
-    assert run["details"]["exit_reason"] == "timeout"
-    assert not qemu_processes_using(run["details"]["image"]["path"])
+    assert run["boot"]["exit_reason"] == "timeout"
+    assert not qemu_processes_using(run["build"]["image"])
 
 
 def test_patch_that_does_not_apply_names_patch_and_file(results_root: Path) -> None:
@@ -245,7 +245,7 @@ def test_sigterm_during_boot_kills_qemu_and_keeps_the_log(
     assert data["meta"]["complete"] is False
     (run,) = data["runs"]
     assert run["status"] == "infra_error" and "interrupted" in run["message"]
-    assert not qemu_processes_using(run["details"]["image"]["path"]), "QEMU outlived the harness"
+    assert not qemu_processes_using(run["build"]["image"]), "QEMU outlived the harness"
     assert "kbulk-init: start" in console.read_text(errors="replace")
 
 
@@ -299,11 +299,11 @@ def test_ab_writes_its_report(results_root: Path) -> None:
                 "--results", str(root))  # fmt: skip
     assert job.returncode == 0, job.output
     runs = job.results["runs"]
-    assert sorted(r["details"]["variant"] for r in runs) == ["baseline", "patched"]
+    assert sorted(r["ab"]["variant"] for r in runs) == ["baseline", "patched"]
     assert all(r["accelerator"] == "tcg-icount" and r["status"] == "pass" for r in runs)
     report = (job.result_dir / "report.md").read_text()
     assert "## Headline figures" in report and "instruction counts" in report
     assert "order-0 bulk, batch 64" in report
-    assert all(r["details"]["image"]["sha256"] in report for r in runs)
+    assert all(r["build"]["image_sha256"] in report for r in runs)
     assert (job.result_dir / "report.html").is_file()
     assert json.loads((job.result_dir / "compare.json").read_text())["command_line"]

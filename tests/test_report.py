@@ -8,7 +8,7 @@ from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
-from test_compare import BASE, PATCHED, SHA, make_run, write_dir
+from runs import BASE, PATCHED, SHA, make_run, write_dir
 
 from harness import cli
 from harness.report.compare import compare, sides_from_dirs

@@ -12,24 +12,23 @@ from pathlib import Path
 import pytest
 from junitparser import Error, Failure, JUnitXml, Skipped
 
+from harness import fsutil
 from harness.analysis.ktap import Counts, metrics_from, parse_console
 from harness.record import store as results
-from harness.record.store import (
+from harness.record.junit import build_junit, write_junit
+from harness.record.run import AbSlot, ArchRun, BootInfo, BuildInfo, CrashReport, status_from_tests
+from harness.record.status import (
     EXIT_CODES,
-    SCHEMA_VERSION,
     SEVERITY,
-    ArchRun,
-    CrashReport,
-    ResultDir,
+    Accel,
+    CrashKind,
+    ExitReason,
     RunStatus,
-    build_junit,
+    Variant,
     exit_code,
-    load_json,
-    status_from_tests,
     worst,
-    write_json,
-    write_junit,
 )
+from harness.record.store import SCHEMA_VERSION, ResultDir, load_json, write_json
 
 X86_CONSOLE = """\
 [    0.000000] Linux version 7.2.13+bulk-v1
@@ -73,7 +72,7 @@ RISCV_CONSOLE = "KTAP version 1\n1..1\n    # Subtest: s\n    1..1\n    ok 1 a\no
 def x86_run() -> ArchRun:
     doc = parse_console(X86_CONSOLE)
     crash = CrashReport(
-        kind="panic",
+        kind=CrashKind.PANIC,
         title="BUG: kernel NULL pointer dereference, address: 0000000000000000",
         test="kbulk_stress",
         line=29,
@@ -88,13 +87,33 @@ def x86_run() -> ArchRun:
         arch="x86_64",
         kernel="v7.2.13+bulk-v1",
         status=status_from_tests(doc, [crash]),
-        accelerator="kvm",
+        series="bulk-v1",
         ktap=doc,
         crashes=[crash],
         metrics=metrics_from(doc),
         console_log="x86_64/console.log",
         durations={"build": 120.5, "boot": 3.25, "test": 3.3},
-        details={"qemu": ["-machine", "q35"], "nested": {"a": 1}},
+        build=BuildInfo(
+            dir="/cache/build-x86_64-0123456789ab",
+            log="/cache/build-x86_64-0123456789ab/build.log",
+            warnings=2,
+            config_digest="0123456789ab" * 5,
+            image="/cache/build-x86_64-0123456789ab/arch/x86/boot/bzImage",
+            image_sha256="f" * 64,
+            make_argv=["make", "O=/cache/build-x86_64-0123456789ab", "bzImage", "vmlinux"],
+        ),
+        boot=BootInfo(
+            accel=Accel.KVM,
+            accel_reason="KVM probe boot reached init in 1.0 s",
+            qemu_argv=["qemu-system-x86_64", "-machine", "q35", "-append", "console=ttyS0 a='b c'"],
+            memory="1G",
+            smp=2,
+            cmdline="console=ttyS0 a='b c'",
+            exit_reason=ExitReason.GUEST_EXIT,
+            qemu_exit_status=0,
+            notes=["QEMU did not exit after the guest finished"],
+        ),
+        module_steps={"kbulk_stress": None},
     )
 
 
@@ -113,7 +132,7 @@ def riscv_timeout() -> ArchRun:
         arch="riscv64",
         kernel="v7.2.13+bulk-v1",
         status=RunStatus.TIMEOUT,
-        accelerator="tcg",
+        boot=BootInfo(accel=Accel.TCG, exit_reason=ExitReason.INACTIVITY),
         ktap=parse_console(RISCV_CONSOLE),
         console_log="riscv64/console.log",
         message="no console output for 300 s",
@@ -154,8 +173,8 @@ def test_worst_combines_runs_by_severity() -> None:
     assert worst([RunStatus.CRASH, RunStatus.BUILD_FAILURE]) is RunStatus.BUILD_FAILURE
     assert worst([RunStatus.BUILD_FAILURE, RunStatus.PATCH_FAILURE]) is RunStatus.PATCH_FAILURE
     runs = [riscv_timeout(), arm64_build_failure()]
-    assert worst(runs) is RunStatus.BUILD_FAILURE
-    assert exit_code(runs) == 5
+    assert worst(r.status for r in runs) is RunStatus.BUILD_FAILURE
+    assert exit_code(r.status for r in runs) == 5
     assert exit_code(["fail", "pass"]) == 1  # plain strings are accepted
 
 
@@ -212,6 +231,28 @@ def test_json_layout(tmp_path: Path) -> None:
     assert suite["name"] == "basic" and suite["status"] == "fail"
     assert x86["ktap"]["counts"]["xfail"] == 1
     assert data["runs"][1]["ktap"] is None
+
+
+def test_json_round_trip_of_an_ab_slot(tmp_path: Path) -> None:
+    run = x86_run()
+    run.ab = AbSlot(Variant.PATCHED, 1)
+    write_json(tmp_path / "results.json", [run], {})
+    (loaded,) = load_json(tmp_path / "results.json")[1]
+    assert loaded.ab == AbSlot(Variant.PATCHED, 1) and loaded.patched and loaded.repetition == 1
+    assert loaded == run
+
+
+def test_json_v2_fields(tmp_path: Path) -> None:
+    path = tmp_path / "results.json"
+    write_json(path, [x86_run()], {})
+    run = json.loads(path.read_text())["runs"][0]
+    assert "details" not in run
+    assert run["boot"]["qemu_argv"][-1] == "console=ttyS0 a='b c'"  # a list, not a string
+    assert run["boot"]["notes"] == ["QEMU did not exit after the guest finished"]
+    assert run["build"]["make_argv"][-2:] == ["bzImage", "vmlinux"]
+    assert run["build"]["config_digest"] == "0123456789ab" * 5
+    assert (run["series"], run["accelerator"], run["ab"]) == ("bulk-v1", "kvm", None)
+    assert run["module_steps"] == {"kbulk_stress": None}
 
 
 def test_load_json_rejects_newer_schema(tmp_path: Path) -> None:
@@ -406,7 +447,7 @@ def test_result_dir_random_ids_and_collision_retry(
     assert a.path != b.path
     assert re.fullmatch(r"\d{8}T\d{6}Z-[0-9a-f]{6}", a.path.name)
     ids = iter(["aaaaaa", "aaaaaa", "bbbbbb"])
-    monkeypatch.setattr(results.secrets, "token_hex", lambda n: next(ids))
+    monkeypatch.setattr(fsutil.secrets, "token_hex", lambda n: next(ids))
     assert ResultDir.create(tmp_path, now=NOW).path.name.endswith("-aaaaaa")
     assert ResultDir.create(tmp_path, now=NOW).path.name.endswith("-bbbbbb")
 

@@ -1,5 +1,6 @@
 from harness.analysis.ktap import Metric, parse_ktap
-from harness.record.store import ArchRun, CrashReport, RunStatus
+from harness.record.run import ArchRun, BootInfo, BuildInfo, CrashReport
+from harness.record.status import Accel, CrashKind, RunStatus
 from harness.report.summary import render_summary
 
 KTAP = """\
@@ -17,13 +18,15 @@ not ok 1 kbulk_stress
 def test_summary_lists_suites_failures_crashes_and_metrics() -> None:
     doc = parse_ktap(KTAP.splitlines())
     run = ArchRun(
-        "arm64", "v7.2.13+series-abc", RunStatus.TEST_FAILURE, accelerator="tcg",
+        "arm64", "v7.2.13+series-abc", RunStatus.TEST_FAILURE,
         ktap=doc, message="1 passed, 1 failed",
         metrics=[Metric(["kbulk_stress", "gfp_kernel_order0"], "gfp_kernel_order0",
                         {"requests": 10, "filled": 9, "partial": 1, "p99_ns": 1234.5})],
-        crashes=[CrashReport(kind="warning", title="WARNING: CPU: 0 PID: 1 at mm/x.c:1 f",
+        crashes=[CrashReport(kind=CrashKind.WARNING, title="WARNING: CPU: 0 PID: 1 at mm/x.c:1 f",
                              test="kbulk_stress.<case #2>", line=42, excerpt=[])],
-        details={"image": {"sha256": "f" * 64}, "accelerator_reason": "TCG requested"},
+        build=BuildInfo(dir="/b", log="/b/build.log", image_sha256="f" * 64),
+        boot=BootInfo(accel=Accel.TCG, accel_reason="TCG requested",
+                      notes=["QEMU did not exit after the guest finished"]),
     )  # fmt: skip
     text = render_summary([run], {"command_line": ["kbulk", "run"], "series": {"patches": []}})
     assert "## arm64: FAIL" in text
@@ -32,3 +35,5 @@ def test_summary_lists_suites_failures_crashes_and_metrics() -> None:
     assert "**warning** in kbulk_stress.<case #2>" in text and "console line 42" in text
     assert "| gfp_kernel_order0 | 10       | 9      | 1       | -      | -      | 1234.5" in text
     assert "f" * 64 in text
+    assert "accelerator: tcg (TCG requested)" in text
+    assert "- note: QEMU did not exit after the guest finished" in text

@@ -12,11 +12,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.analysis.crash import find_crashes
-from harness.analysis.ktap import KtapDocument, TestStatus, metrics_from, parse_console
+from harness.analysis.ktap import (
+    Counts,
+    KtapDocument,
+    Metric,
+    TestStatus,
+    metrics_from,
+    parse_console,
+)
 from harness.analysis.selftest_lines import parse_summaries
-from harness.boot.console import ExitReason
 from harness.boot.guest.markers import INIT_START, STEP_BEGIN, STEP_END
-from harness.record.store import NON_FATAL_KINDS, CrashReport, RunStatus, status_from_tests
+from harness.record.run import CrashReport, status_from_tests
+from harness.record.status import NON_FATAL_KINDS, ExitReason, RunStatus, worst
 
 
 @dataclass
@@ -25,7 +32,7 @@ class Analysis:
     message: str
     ktap: KtapDocument
     crashes: list[CrashReport]
-    metrics: list
+    metrics: list[Metric]
     module_steps: dict[str, int | None] = field(default_factory=dict)  # name -> rc (None: no end)
 
 
@@ -96,12 +103,10 @@ def analyze(lines: list[str], reason: ExitReason | None, expect_modules: list[st
 
 
 def _worse(a: RunStatus, b: RunStatus) -> RunStatus:
-    from harness.record.store import worst
-
     return worst([a, b])
 
 
-def _counts_text(counts) -> str:
+def _counts_text(counts: Counts) -> str:
     parts = [f"{counts.passed} passed", f"{counts.failed} failed"]
     for name in ("skipped", "xfail", "crashed"):
         value = getattr(counts, name, 0)

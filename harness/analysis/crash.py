@@ -11,27 +11,28 @@ import re
 from dataclasses import dataclass, field
 
 from harness.boot.guest.markers import STEP_BEGIN, STEP_END
-from harness.record.store import CrashReport
+from harness.record.run import CrashReport
+from harness.record.status import CrashKind
 
 # printk prefixes: "[    1.234567] ", "<4>[ 1.2] ", or nothing.
 _PREFIX = re.compile(r"^(?:<\d+>)?(?:\[\s*\d+\.\d+\]\s?)?(?:\[\s*[CT]\d+\]\s?)?")
 
 # (kind, pattern) in order of severity; the first match names the kind.
-_PATTERNS: list[tuple[str, re.Pattern[str]]] = [
-    ("panic", re.compile(r"Kernel panic - not syncing")),
-    ("kasan", re.compile(r"BUG: KASAN: ")),
-    ("kfence", re.compile(r"BUG: KFENCE: ")),
-    ("soft_lockup", re.compile(r"BUG: soft lockup")),
-    ("hard_lockup", re.compile(r"Watchdog detected hard LOCKUP")),
-    ("hung_task", re.compile(r"INFO: task \S+ blocked for more than")),
-    ("rcu_stall", re.compile(r"rcu: INFO: \S+ (?:self-)?detected stalls?")),
-    ("bug", re.compile(r"kernel BUG at |BUG: (?!KASAN|KFENCE|soft lockup)")),
+_PATTERNS: list[tuple[CrashKind, re.Pattern[str]]] = [
+    (CrashKind.PANIC, re.compile(r"Kernel panic - not syncing")),
+    (CrashKind.KASAN, re.compile(r"BUG: KASAN: ")),
+    (CrashKind.KFENCE, re.compile(r"BUG: KFENCE: ")),
+    (CrashKind.SOFT_LOCKUP, re.compile(r"BUG: soft lockup")),
+    (CrashKind.HARD_LOCKUP, re.compile(r"Watchdog detected hard LOCKUP")),
+    (CrashKind.HUNG_TASK, re.compile(r"INFO: task \S+ blocked for more than")),
+    (CrashKind.RCU_STALL, re.compile(r"rcu: INFO: \S+ (?:self-)?detected stalls?")),
+    (CrashKind.BUG, re.compile(r"kernel BUG at |BUG: (?!KASAN|KFENCE|soft lockup)")),
     (
-        "oops",
+        CrashKind.OOPS,
         re.compile(r"Oops: |Internal error: Oops|Unable to handle kernel|general protection fault"),
     ),
-    ("ubsan", re.compile(r"UBSAN: ")),
-    ("warning", re.compile(r"WARNING: (?:CPU: \d+ PID: \d+ at|at )")),
+    (CrashKind.UBSAN, re.compile(r"UBSAN: ")),
+    (CrashKind.WARNING, re.compile(r"WARNING: (?:CPU: \d+ PID: \d+ at|at )")),
 ]
 _SEVERITY = {kind: i for i, (kind, _) in enumerate(_PATTERNS)}
 _CUT_HERE = re.compile(r"-+\[ cut here \]-+")
@@ -47,7 +48,7 @@ def strip_prefix(line: str) -> str:
     return _PREFIX.sub("", line.rstrip("\r\n"), count=1)
 
 
-def classify_line(text: str) -> str | None:
+def classify_line(text: str) -> CrashKind | None:
     for kind, pattern in _PATTERNS:
         if pattern.search(text):
             return kind
@@ -99,7 +100,7 @@ class RunningTestTracker:
 
 @dataclass
 class _Open:
-    kind: str
+    kind: CrashKind
     title: str
     line: int
     test: str | None
@@ -122,10 +123,10 @@ def find_crashes(console_lines: list[str]) -> list[CrashReport]:
         # is the same incident: keep the root cause's title, escalate its kind.
         if (
             previous is not None
-            and current.kind == "panic"
+            and current.kind is CrashKind.PANIC
             and current.line - (previous.line + len(previous.excerpt)) <= _PANIC_FOLLOWS_LINES
         ):
-            previous.kind = "panic"
+            previous.kind = CrashKind.PANIC
             previous.excerpt.extend(current.lines)
         else:
             reports.append(
@@ -146,7 +147,7 @@ def find_crashes(console_lines: list[str]) -> list[CrashReport]:
             current.lines.append(text)
             if kind and _SEVERITY[kind] < _SEVERITY[current.kind]:
                 current.kind = kind
-                if kind == "panic":
+                if kind is CrashKind.PANIC:
                     current.title = text.strip()
             if _END.search(text) or len(current.lines) >= _MAX_REPORT_LINES:
                 close()
@@ -162,7 +163,7 @@ def find_crashes(console_lines: list[str]) -> list[CrashReport]:
                 start = pending_cut[0]
             current = _Open(kind, text.strip(), start, tracker.current(), lines)
             pending_cut = None
-            if kind == "panic" and "end Kernel panic" in text:
+            if kind is CrashKind.PANIC and "end Kernel panic" in text:
                 close()
             continue
         tracker.feed(text)

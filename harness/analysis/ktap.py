@@ -149,6 +149,13 @@ class TestNode:
             return parts[1] if len(parts) > 1 else ""
         return self.directive
 
+    def children_counts(self) -> Counts:
+        """The summed counts of the subtests (this node's own result left out)."""
+        total = Counts()
+        for sub in self.subtests:
+            total.add(sub.counts())
+        return total
+
     def counts(self) -> Counts:
         """Recursive leaf counts, with kunit_tool's rules for suites.
 
@@ -157,9 +164,7 @@ class TestNode:
         suite with passing cases as one failure; we extend that to skipped/xfail
         children and to a suite that crashed after all its cases finished).
         """
-        children = Counts()
-        for sub in self.subtests:
-            children.add(sub.counts())
+        children = self.children_counts()
         own = Counts(errors=len(self.warnings))
         own.add(children)
         child_status = children.status()
@@ -518,10 +523,7 @@ class _Parser:
 
     @staticmethod
     def _bubble_up(node: TestNode) -> None:
-        children = Counts()
-        for sub in node.subtests:
-            children.add(sub.counts())
-        child_status = children.status()
+        child_status = node.children_counts().status()
         if child_status is TestStatus.CRASH:
             node.status = TestStatus.CRASH  # kunit_tool
         elif child_status is TestStatus.FAIL and node.status is not TestStatus.CRASH:
@@ -598,15 +600,8 @@ def _parse_lines(lines: list[_Line], timestamps: Mapping[int, float]) -> KtapDoc
             root.diagnostics.extend(line.text for line in segment)
             continue
         _merge(root, parser.parse_document(segment))
-    root.status = _children_counts(root).status()
+    root.status = root.children_counts().status()
     return KtapDocument(root=root, warnings=warnings, complete=not parser.truncated)
-
-
-def _children_counts(node: TestNode) -> Counts:
-    total = Counts()
-    for sub in node.subtests:
-        total.add(sub.counts())
-    return total
 
 
 def parse_ktap(

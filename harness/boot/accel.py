@@ -4,7 +4,7 @@
 virtualisation a KVM guest hangs before the kernel prints anything. So KVM is
 chosen only after the kernel under test, booted with KVM, reached the guest's
 init within PROBE_TIMEOUT seconds. The verdict is cached per host, kernel
-release, QEMU version and arch; `kbulk doctor --reprobe` forgets it.
+release, QEMU version and arch; `kbulk doctor --forget-kvm` forgets it.
 """
 
 from __future__ import annotations
@@ -18,9 +18,10 @@ from pathlib import Path
 from harness.boot.console import ExitReason, run_console
 from harness.boot.guest.initramfs import build_initramfs
 from harness.boot.guest.markers import INIT_START
-from harness.boot.qemu import Accel, BootSpec, ProbeCache, kvm_device_usable, qemu_command
+from harness.boot.qemu import BootSpec, ProbeCache, kvm_device_usable, qemu_command
 from harness.kernel.arch import Arch
 from harness.progress import Reporter
+from harness.record.status import Accel
 
 PROBE_TIMEOUT = 30.0
 _INIT_STARTED = re.compile(re.escape(INIT_START))
@@ -28,7 +29,7 @@ _INIT_STARTED = re.compile(re.escape(INIT_START))
 
 @dataclass(frozen=True)
 class Verdict:
-    accel: str
+    accel: Accel
     reason: str
 
 
@@ -90,7 +91,7 @@ def choose(
     probes = probe_cache(cache)
     cached = probes.get(arch)
     if cached:
-        return Verdict(cached["accel"], cached["reason"] + " (cached verdict)")
+        return Verdict(Accel(cached["accel"]), cached["reason"] + " (cached verdict)")
     with reporter.step(f"KVM probe boot ({arch.name})") as step:
         verdict = probe_kvm(arch, kernel, cache)
         step.outcome = verdict.accel

@@ -16,26 +16,19 @@ import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from pathlib import Path
 
 import pexpect
 
 from harness.boot.guest.markers import INIT_DONE
+from harness.record.status import ExitReason
+
+__all__ = ["ConsoleResult", "ExitReason", "run_console"]
 
 _PR_SET_PDEATHSIG = 1
 _PANIC = re.compile(r"Kernel panic - not syncing")
 # After the guest said it is done (or panicked), QEMU should exit within this.
 _EXIT_GRACE_SECONDS = 30.0
-
-
-class ExitReason(StrEnum):
-    COMPLETED = "completed"  # init ran its plan and rebooted
-    GUEST_EXIT = "guest_exit"  # QEMU ended without init finishing (panic, reboot)
-    TIMEOUT = "timeout"  # overall deadline passed
-    INACTIVITY = "inactivity"  # the guest printed nothing for too long
-    QEMU_ERROR = "qemu_error"  # QEMU failed to start or exited with an error
-    MARKER = "marker"  # the caller's stop pattern was seen (probe boots)
 
 
 @dataclass

@@ -1,9 +1,7 @@
-"""QEMU command lines and the accelerator decision.
+"""QEMU command lines: a BootSpec and an accelerator in, an argv list out (no shell).
 
-KVM is used only after a real probe boot reached the guest's init within a
-few seconds: on hosts with broken nested virtualisation /dev/kvm opens fine
-and KVM_CREATE_VM succeeds, but the guest hangs before printing anything.
-The verdict is cached per host, QEMU binary and architecture.
+Also the host facts the accelerator decision (accel.py) reads: the QEMU version,
+whether /dev/kvm opens, and the cache of earlier KVM probe verdicts.
 """
 
 from __future__ import annotations
@@ -11,20 +9,15 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shlex
 import shutil
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.fsutil import atomic_write_text
 from harness.kernel.arch import Arch
-from harness.record.store import atomic_write_text
-
-
-class Accel:
-    KVM = "kvm"
-    TCG = "tcg"
-    # TCG with -icount: deterministic virtual time counted in instructions
-    TCG_ICOUNT = "tcg-icount"
+from harness.record.status import Accel
 
 
 @dataclass(frozen=True)
@@ -40,17 +33,16 @@ class BootSpec:
 @dataclass(frozen=True)
 class QemuCommand:
     argv: list[str]
-    accel: str
+    accel: Accel
+    kernel_cmdline: str  # the -append value
 
     def __str__(self) -> str:
-        import shlex
-
         return shlex.join(self.argv)
 
 
 def qemu_command(arch: Arch, boot: BootSpec, accel: str) -> QemuCommand:
     machine = arch.qemu_machine_kvm if accel == Accel.KVM else arch.qemu_machine_tcg
-    cmdline = [f"console={arch.console}", *boot.cmdline]
+    cmdline = " ".join([f"console={arch.console}", *boot.cmdline])
     argv = [
         arch.qemu_binary,
         *machine,
@@ -62,7 +54,7 @@ def qemu_command(arch: Arch, boot: BootSpec, accel: str) -> QemuCommand:
         "-serial", "stdio",
         "-kernel", str(boot.kernel),
         "-initrd", str(boot.initramfs),
-        "-append", " ".join(cmdline),
+        "-append", cmdline,
         *arch.qemu_extra,
     ]  # fmt: skip
     if accel == Accel.TCG_ICOUNT:
@@ -70,7 +62,7 @@ def qemu_command(arch: Arch, boot: BootSpec, accel: str) -> QemuCommand:
             raise ValueError("tcg-icount needs BootSpec.icount")
         # sleep=off: idle guests jump to the next timer instead of waiting
         argv += ["-icount", f"shift={boot.icount},sleep=off"]
-    return QemuCommand(argv, accel)
+    return QemuCommand(argv, Accel(accel), cmdline)
 
 
 def qemu_version(binary: str) -> str:

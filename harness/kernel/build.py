@@ -25,9 +25,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.errors import HarnessError
 from harness.kernel.arch import Arch
 from harness.kernel.kconfig import ConfigRequest, Mismatch, verify
 from harness.kernel.patches import PatchedTree
+from harness.record.status import RunStatus
 
 _WARNING = re.compile(r"(?:^|\s)(?:[^\s:]+:\d+:\d+: )?warning: ")
 _ERROR = re.compile(
@@ -36,8 +38,10 @@ _ERROR = re.compile(
 _COMPILER_ERROR = re.compile(r"^\S+:\d+:\d+: (?:fatal )?error: ")
 
 
-class BuildError(RuntimeError):
-    pass
+class BuildError(HarnessError):
+    """Configuring the kernel failed (make defconfig, merge_config.sh or olddefconfig)."""
+
+    status = RunStatus.CONFIG_ERROR
 
 
 @dataclass
@@ -53,8 +57,12 @@ class BuildResult:
     image: Path | None = None
     vmlinux: Path | None = None
     config_mismatches: list[Mismatch] = field(default_factory=list)
-    reproducer: str = ""
+    make_argv: list[str] = field(default_factory=list)  # the kernel build, targets included
     stage: str = "build"  # "config" or "build": what failed
+
+    @property
+    def reproducer(self) -> str:
+        return shlex.join(self.make_argv)
 
     @property
     def summary(self) -> str:
@@ -241,9 +249,7 @@ class KernelBuilder:
         bdir.mkdir(parents=True, exist_ok=True)
         log = bdir / "build.log"
         log.write_text("")
-        targets = [self.arch.image_target, "vmlinux"]
         result = BuildResult(self.arch.name, False, bdir, log, 0.0)
-        result.reproducer = shlex.join(self.make_args(*targets))
         try:
             mismatches = self.configure(log)
         except BuildError as e:
@@ -255,9 +261,10 @@ class KernelBuilder:
             result.config_mismatches = mismatches
             result.duration = time.monotonic() - start
             return result
-        if "CONFIG_MODULES=y" in (bdir / ".config").read_text():
-            targets.append("modules")
-        rc, scan = self._run(self.make_args(*targets), log, on_line)
+        # Only now is .config there to say whether `modules` is a target, and the
+        # reproducer is the make line that really runs.
+        result.make_argv = self.make_args(*self.kernel_targets())
+        rc, scan = self._run(result.make_argv, log, on_line)
         result.duration = time.monotonic() - start
         result.warnings, result.errors, result.first_error = (
             scan.warnings,

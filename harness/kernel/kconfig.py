@@ -13,12 +13,17 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from harness.errors import HarnessError
+from harness.record.status import RunStatus
+
 _SET = re.compile(r"^(CONFIG_[A-Za-z0-9_]+)=(.*)$")
 _UNSET = re.compile(r"^# (CONFIG_[A-Za-z0-9_]+) is not set$")
 
 
-class KconfigError(ValueError):
-    pass
+class KconfigError(HarnessError, ValueError):
+    """A config fragment or request is malformed (names file:line)."""
+
+    status = RunStatus.CONFIG_ERROR
 
 
 @dataclass(frozen=True)

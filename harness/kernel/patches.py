@@ -17,11 +17,16 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.errors import HarnessError
+from harness.fsutil import hardlink_copy
 from harness.kernel.source import SourceTree
+from harness.record.status import RunStatus
 
 
-class PatchError(RuntimeError):
+class PatchError(HarnessError):
     """A patch did not apply; names the patch and the failing file/hunk."""
+
+    status = RunStatus.PATCH_FAILURE
 
     def __init__(self, message: str, patch: str | None = None, details: str = "") -> None:
         super().__init__(message)
@@ -140,9 +145,9 @@ def apply_series(source: SourceTree, series: Series | None, work_root: Path, log
     try:
         tree = tmp / "linux"
         log(f"copying {source.origin} into a work tree")
-        subprocess.run(["cp", "-al", str(source.path), str(tree)], check=True)
+        hardlink_copy(source.path, tree)
         for patch in series.patches if series else []:
-            _apply_one(tree, patch)
+            run_patch(tree, patch)
         (tree / ".kbulk-series").write_text(digest + "\n")
         try:
             tree.rename(final)
@@ -157,13 +162,20 @@ def apply_series(source: SourceTree, series: Series | None, work_root: Path, log
     return PatchedTree(final, source, series, digest)
 
 
-def _apply_one(tree: Path, patch: Path) -> None:
+def run_patch(tree: Path, patch: Path, reverse: bool = False) -> None:
+    """patch(1) one patch into ``tree`` (no backups, no rejects); PatchError if it fails.
+
+    patch(1) writes changed files anew, so a hard-linked tree never writes through
+    to the pristine source."""
     cmd = ["patch", "-p1", "-N", "-f", "--no-backup-if-mismatch", "-r", "-", "-i", str(patch)]
+    if reverse:
+        cmd.insert(1, "-R")
     proc = subprocess.run(cmd, cwd=tree, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         output = proc.stdout + proc.stderr
+        verb = "does not reverse-apply" if reverse else "does not apply"
         raise PatchError(
-            f"patch {patch.name} does not apply:\n{summarise_failure(output)}",
+            f"patch {patch.name} {verb}:\n{summarise_failure(output)}",
             patch=patch.name,
             details=output,
         )

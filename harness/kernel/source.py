@@ -21,12 +21,17 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.errors import HarnessError
+from harness.record.status import RunStatus
+
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 
 
-class SourceError(RuntimeError):
-    pass
+class SourceError(HarnessError):
+    """The kernel source could not be obtained (download, checksum, extraction)."""
+
+    status = RunStatus.INFRA_ERROR
 
 
 @dataclass(frozen=True)

@@ -1,217 +1,50 @@
-"""Result model of a harness invocation and its writers (results.json, JUnit XML).
+"""results.json (schema version 2, with a reader for version 1) and the result directory.
 
-One invocation boots one or more kernels on one or more architectures; each boot is
-an :class:`ArchRun` with a KernelCI-like :class:`RunStatus`. Everything is written
-atomically (temp file in the same directory + ``os.replace``) into a
-:class:`ResultDir` that is created fresh for every invocation and never reused.
+Everything is written atomically (temp file in the same directory + ``os.replace``)
+into a :class:`ResultDir` that is created fresh for every invocation and never
+reused. Version 1 files (an untyped ``details`` dict per run) are translated into
+the typed record on load, so old result directories still compare.
 """
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import enum
 import json
 import os
 import platform
 import re
-import secrets
+import shlex
 import socket
 import sys
-import tempfile
-import xml.etree.ElementTree as ET
-from collections import deque
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from junitparser import Error, Failure, JUnitXml, Skipped, TestCase, TestSuite
-
-from harness.analysis.ktap import Counts, KtapDocument, Metric, TestNode, TestStatus
+from harness.analysis.ktap import KtapDocument, Metric, TestNode, TestStatus
+from harness.fsutil import atomic_write_text, fresh_dir
+from harness.record.junit import write_junit
+from harness.record.run import AbSlot, ArchRun, BootInfo, BuildInfo, CrashReport
+from harness.record.status import (
+    EXIT_CODES,
+    Accel,
+    CrashKind,
+    ExitReason,
+    RunStatus,
+    Variant,
+    worst,
+)
 
 __all__ = [
-    "CRASH_KINDS",
-    "EXIT_CODES",
-    "NON_FATAL_KINDS",
     "SCHEMA_VERSION",
-    "SEVERITY",
-    "ArchRun",
-    "CrashReport",
     "ResultDir",
-    "RunStatus",
-    "atomic_write_bytes",
-    "atomic_write_text",
-    "build_junit",
     "default_meta",
-    "exit_code",
     "load_json",
-    "status_from_tests",
-    "worst",
+    "results_document",
     "write_json",
-    "write_junit",
 ]
 
-SCHEMA_VERSION = 1
-CONSOLE_TAIL_LINES = 100
-
-
-class RunStatus(enum.StrEnum):
-    """Outcome of one (arch, kernel) run, KernelCI-like."""
-
-    PASS = "pass"  # all tests passed (skips ok)
-    TEST_FAILURE = "fail"  # kernel ran, some test failed
-    CRASH = "crash"  # kernel oops/panic/BUG/KASAN during the run
-    TIMEOUT = "timeout"  # hang: overall or inactivity timeout
-    BUILD_FAILURE = "build_failure"
-    CONFIG_ERROR = "config_error"  # requested Kconfig symbols did not survive
-    PATCH_FAILURE = "patch_failure"
-    INFRA_ERROR = "infra_error"  # harness/host problem (missing tool, qemu failed to start)
-    NO_TESTS = "no_tests"
-
-
-# Distinct process exit codes; 2 is left to argparse usage errors.
-EXIT_CODES: dict[RunStatus, int] = {
-    RunStatus.PASS: 0,
-    RunStatus.TEST_FAILURE: 1,
-    RunStatus.CRASH: 3,
-    RunStatus.TIMEOUT: 4,
-    RunStatus.BUILD_FAILURE: 5,
-    RunStatus.CONFIG_ERROR: 6,
-    RunStatus.PATCH_FAILURE: 7,
-    RunStatus.INFRA_ERROR: 8,
-    RunStatus.NO_TESTS: 9,
-}
-
-# Least to most severe. A definite finding about the kernel outranks "unknown"
-# (INFRA_ERROR), and a failure at an earlier stage outranks a later one because it
-# prevented everything after it (patch < build < config < boot/crash < hang < tests).
-SEVERITY: tuple[RunStatus, ...] = (
-    RunStatus.PASS,
-    RunStatus.NO_TESTS,
-    RunStatus.INFRA_ERROR,
-    RunStatus.TEST_FAILURE,
-    RunStatus.TIMEOUT,
-    RunStatus.CRASH,
-    RunStatus.CONFIG_ERROR,
-    RunStatus.BUILD_FAILURE,
-    RunStatus.PATCH_FAILURE,
-)
-
-CRASH_KINDS = (
-    "oops",
-    "panic",
-    "bug",
-    "warning",
-    "kasan",
-    "kfence",
-    "ubsan",
-    "soft_lockup",
-    "hard_lockup",
-    "hung_task",
-    "rcu_stall",
-)
-# Reports after which the kernel keeps running normally; alone they do not make
-# a run CRASH (they are still listed in ArchRun.crashes and in JUnit output).
-NON_FATAL_KINDS = frozenset({"warning", "ubsan"})
-
-
-@dataclass
-class CrashReport:
-    """One kernel crash found in a console log."""
-
-    kind: str  # one of CRASH_KINDS
-    title: str  # the matching console line, e.g. "BUG: kernel NULL pointer dereference, ..."
-    test: str | None  # dotted path (suite.case) of the KTAP test running then, if known
-    line: int  # 1-based console line
-    excerpt: list[str]  # console lines of the report ("cut here"/title .. end marker)
-    decoded: list[str] | None = None  # decode_stacktrace.sh output if available
-
-
-@dataclass
-class ArchRun:
-    """One boot of one kernel on one architecture."""
-
-    arch: str
-    kernel: str  # label, e.g. "v7.2.13+bulk-v1"
-    status: RunStatus
-    accelerator: str | None = None  # "kvm" / "tcg"
-    ktap: KtapDocument | None = None
-    crashes: list[CrashReport] = field(default_factory=list)
-    metrics: list[Metric] = field(default_factory=list)
-    console_log: str | None = None  # path relative to the run directory
-    durations: dict[str, float] = field(default_factory=dict)  # build/boot/test seconds
-    message: str = ""  # human explanation, e.g. first build error
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-def worst(statuses: Iterable[RunStatus | ArchRun]) -> RunStatus:
-    """Most severe status (see SEVERITY); NO_TESTS when nothing ran at all."""
-    rank = {status: i for i, status in enumerate(SEVERITY)}
-    found = [s.status if isinstance(s, ArchRun) else RunStatus(s) for s in statuses]
-    return max(found, key=rank.__getitem__, default=RunStatus.NO_TESTS)
-
-
-def exit_code(statuses: Iterable[RunStatus | ArchRun]) -> int:
-    """Process exit code for a set of runs."""
-    return EXIT_CODES[worst(statuses)]
-
-
-def status_from_tests(doc: KtapDocument | None, crashes: Sequence[CrashReport] = ()) -> RunStatus:
-    """RunStatus of a kernel that booted and ran to the end (timeouts are the caller's).
-
-    Crash reports count unless their kind is in NON_FATAL_KINDS; a document that
-    ended with tests still open (``complete`` False) means the kernel died.
-    """
-    if any(c.kind not in NON_FATAL_KINDS for c in crashes):
-        return RunStatus.CRASH
-    if doc is None:
-        return RunStatus.NO_TESTS
-    if doc.status is TestStatus.CRASH or not doc.complete:
-        return RunStatus.CRASH
-    if doc.status is TestStatus.FAIL:
-        return RunStatus.TEST_FAILURE
-    if doc.status is TestStatus.NO_TESTS:
-        return RunStatus.NO_TESTS
-    return RunStatus.PASS
-
-
-# ------------------------------------------------------------------ atomic writes
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: readers see the old or the new file only."""
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are meant to be shared
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(target.parent)
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    atomic_write_bytes(path, text.encode("utf-8"))
-
-
-def _fsync_dir(directory: Path) -> None:
-    # Persist the rename itself; best effort (not supported everywhere).
-    with contextlib.suppress(OSError):
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-# ---------------------------------------------------------------------------- JSON
+SCHEMA_VERSION = 2
 
 
 def _utc_now() -> str:
@@ -296,7 +129,7 @@ def _doc_from_dict(data: Mapping[str, Any]) -> KtapDocument:
 
 def _crash_to_dict(crash: CrashReport) -> dict[str, Any]:
     return {
-        "kind": crash.kind,
+        "kind": str(crash.kind),
         "title": crash.title,
         "test": crash.test,
         "line": crash.line,
@@ -308,7 +141,7 @@ def _crash_to_dict(crash: CrashReport) -> dict[str, Any]:
 def _crash_from_dict(data: Mapping[str, Any]) -> CrashReport:
     decoded = data.get("decoded")
     return CrashReport(
-        kind=str(data["kind"]),
+        kind=CrashKind(data["kind"]),
         title=str(data["title"]),
         test=data.get("test"),
         line=int(data["line"]),
@@ -333,39 +166,161 @@ def _run_to_dict(run: ArchRun) -> dict[str, Any]:
     return {
         "arch": run.arch,
         "kernel": run.kernel,
+        "series": run.series,
         "status": str(run.status),
         "exit_code": EXIT_CODES[run.status],
-        "accelerator": run.accelerator,
+        "accelerator": run.accelerator,  # derived from boot.accel, for readers
         "durations": dict(run.durations),
         "message": run.message,
         "console_log": run.console_log,
+        "build": asdict(run.build) if run.build is not None else None,
+        "boot": asdict(run.boot) if run.boot is not None else None,
+        "ab": asdict(run.ab) if run.ab is not None else None,
+        "module_steps": dict(run.module_steps),
         "crashes": [_crash_to_dict(c) for c in run.crashes],
         "metrics": [_metric_to_dict(m) for m in run.metrics],
         "ktap": _doc_to_dict(run.ktap) if run.ktap is not None else None,
-        "details": run.details,
+    }
+
+
+def _opt_int(value: Any) -> int | None:
+    return int(value) if value is not None else None
+
+
+def _build_from_dict(data: Mapping[str, Any]) -> BuildInfo:
+    return BuildInfo(
+        dir=str(data["dir"]),
+        log=str(data["log"]),
+        warnings=int(data.get("warnings", 0)),
+        errors=int(data.get("errors", 0)),
+        config_digest=data.get("config_digest"),
+        image=data.get("image"),
+        image_sha256=data.get("image_sha256"),
+        make_argv=[str(a) for a in data.get("make_argv", [])],
+    )
+
+
+def _boot_from_dict(data: Mapping[str, Any]) -> BootInfo:
+    accel, reason = data.get("accel"), data.get("exit_reason")
+    return BootInfo(
+        accel=Accel(accel) if accel is not None else None,
+        accel_reason=str(data.get("accel_reason", "")),
+        qemu_argv=[str(a) for a in data.get("qemu_argv", [])],
+        memory=data.get("memory"),
+        smp=_opt_int(data.get("smp")),
+        cmdline=data.get("cmdline"),
+        icount=_opt_int(data.get("icount")),
+        exit_reason=ExitReason(reason) if reason is not None else None,
+        qemu_exit_status=_opt_int(data.get("qemu_exit_status")),
+        notes=[str(n) for n in data.get("notes", [])],
+    )
+
+
+def _common(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The fields versions 1 and 2 share."""
+    ktap = data.get("ktap")
+    return {
+        "arch": str(data["arch"]),
+        "kernel": str(data["kernel"]),
+        "status": RunStatus(data["status"]),
+        "ktap": _doc_from_dict(ktap) if ktap is not None else None,
+        "crashes": [_crash_from_dict(c) for c in data.get("crashes", [])],
+        "metrics": [_metric_from_dict(m) for m in data.get("metrics", [])],
+        "console_log": data.get("console_log"),
+        "durations": {str(k): float(v) for k, v in data.get("durations", {}).items()},
+        "message": str(data.get("message", "")),
     }
 
 
 def _run_from_dict(data: Mapping[str, Any]) -> ArchRun:
-    ktap = data.get("ktap")
+    build, boot, ab = data.get("build"), data.get("boot"), data.get("ab")
     return ArchRun(
-        arch=str(data["arch"]),
-        kernel=str(data["kernel"]),
-        status=RunStatus(data["status"]),
-        accelerator=data.get("accelerator"),
-        ktap=_doc_from_dict(ktap) if ktap is not None else None,
-        crashes=[_crash_from_dict(c) for c in data.get("crashes", [])],
-        metrics=[_metric_from_dict(m) for m in data.get("metrics", [])],
-        console_log=data.get("console_log"),
-        durations={str(k): float(v) for k, v in data.get("durations", {}).items()},
-        message=str(data.get("message", "")),
-        details=dict(data.get("details", {})),
+        **_common(data),
+        series=data.get("series"),
+        build=_build_from_dict(build) if build is not None else None,
+        boot=_boot_from_dict(boot) if boot is not None else None,
+        ab=AbSlot(Variant(ab["variant"]), int(ab["repetition"])) if ab is not None else None,
+        module_steps={str(k): _opt_int(v) for k, v in data.get("module_steps", {}).items()},
     )
+
+
+# ------------------------------------------------------------ schema version 1
+
+_V1_SERIES = "+series-"  # v1 kernel labels of patched runs: v7.2.13+series-<label>
+_V1_BUILD_DIR = re.compile(r"^build-[^-]+-([0-9a-f]{6,})$")
+
+
+def _v1_after(args: list[str], flag: str) -> str | None:
+    return args[args.index(flag) + 1] if flag in args[:-1] else None
+
+
+def _v1_build(details: Mapping[str, Any]) -> BuildInfo | None:
+    build = details.get("build")
+    if not isinstance(build, Mapping):
+        return None
+    image = details.get("image") if isinstance(details.get("image"), Mapping) else {}
+    digest = details.get("config_digest")
+    if not digest:  # the oldest files: the config hash is in the build directory's name
+        m = _V1_BUILD_DIR.match(Path(str(build.get("dir") or "")).name)
+        digest = m.group(1) if m else None
+    reproducer = build.get("reproducer") or ""
+    return BuildInfo(
+        dir=str(build.get("dir", "")),
+        log=str(build.get("log", "")),
+        warnings=int(build.get("warnings", 0)),
+        errors=int(build.get("errors", 0)),
+        config_digest=digest,
+        image=image.get("path"),
+        image_sha256=image.get("sha256"),
+        make_argv=shlex.split(reproducer) if isinstance(reproducer, str) else [],
+    )
+
+
+def _v1_boot(accelerator: str | None, details: Mapping[str, Any]) -> BootInfo | None:
+    qemu = details.get("qemu")
+    if accelerator is None and qemu is None:
+        return None
+    try:
+        argv = shlex.split(qemu) if isinstance(qemu, str) else [str(a) for a in qemu or []]
+    except ValueError:
+        argv = []
+    boot = details.get("boot") if isinstance(details.get("boot"), Mapping) else {}
+    memory = boot.get("memory") or _v1_after(argv, "-m")
+    smp = boot.get("smp") or _v1_after(argv, "-smp")
+    reason = details.get("exit_reason")
+    return BootInfo(
+        accel=Accel(accelerator) if accelerator is not None else None,
+        accel_reason=str(details.get("accelerator_reason", "")),
+        qemu_argv=argv,
+        memory=str(memory) if memory is not None else None,
+        smp=int(smp) if smp is not None else None,
+        cmdline=_v1_after(argv, "-append"),
+        exit_reason=ExitReason(reason) if reason is not None else None,
+    )
+
+
+def _run_from_v1(data: Mapping[str, Any]) -> ArchRun:
+    details = data.get("details") or {}
+    common = _common(data)
+    kernel = common["kernel"]
+    variant, rep = details.get("variant"), details.get("repetition")
+    steps = details.get("modules") if isinstance(details.get("modules"), Mapping) else {}
+    return ArchRun(
+        **common,
+        series=kernel.split(_V1_SERIES, 1)[1] if _V1_SERIES in kernel else None,
+        build=_v1_build(details),
+        boot=_v1_boot(data.get("accelerator"), details),
+        ab=AbSlot(Variant(variant), int(rep or 0)) if variant is not None else None,
+        module_steps={str(k): _opt_int(v) for k, v in steps.items()},
+    )
+
+
+# ------------------------------------------------------------------ the document
 
 
 def results_document(runs: Sequence[ArchRun], meta: Mapping[str, Any]) -> dict[str, Any]:
     """The results.json content as a plain dict."""
-    overall = worst(runs)
+    overall = worst(r.status for r in runs)
     return {
         "schema_version": SCHEMA_VERSION,
         "generated_at": _utc_now(),
@@ -384,285 +339,21 @@ def write_json(
 ) -> None:
     """Write results.json atomically (serialised fully before the file is touched).
 
-    Values in ``details`` that JSON cannot represent are written as ``str()`` (so
-    they do not round-trip exactly); NaN/inf in durations raise ValueError.
+    Values in ``meta`` that JSON cannot represent are written as ``str()``;
+    NaN/inf in durations raise ValueError.
     """
     text = json.dumps(results_document(runs, meta), indent=2, allow_nan=False, default=str)
     atomic_write_text(path, text + "\n")
 
 
 def load_json(path: str | os.PathLike[str]) -> tuple[dict[str, Any], list[ArchRun]]:
-    """Read a results.json back into ``(meta, runs)``."""
+    """Read a results.json (schema version 1 or 2) back into ``(meta, runs)``."""
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     version = data.get("schema_version")
-    if not isinstance(version, int) or version > SCHEMA_VERSION:
+    if not isinstance(version, int) or not 1 <= version <= SCHEMA_VERSION:
         raise ValueError(f"{path}: unsupported results schema_version {version!r}")
-    return dict(data.get("meta", {})), [_run_from_dict(r) for r in data.get("runs", [])]
-
-
-# --------------------------------------------------------------------------- JUnit
-
-# Characters XML 1.0 cannot carry at all (console logs contain ESC, NUL, ...).
-_XML_INVALID_RE = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
-
-
-def _xml_safe(text: str) -> str:
-    return _XML_INVALID_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
-
-
-def _label(node: TestNode) -> str:
-    if node.name:
-        return node.name
-    return f"#{node.number}" if node.number is not None else "#?"
-
-
-def _failure_message(node: TestNode) -> str:
-    for line in node.diagnostics:
-        if "FAILED" in line or "failed" in line:
-            return line.lstrip("# ").strip()
-    return "test failed"
-
-
-def _xfail_message(node: TestNode) -> str:
-    reason = node.reason
-    return reason if reason.upper().startswith("XFAIL") else f"XFAIL {reason}".rstrip()
-
-
-def _crash_for(run: ArchRun, dotted: str) -> CrashReport | None:
-    """The crash that most plausibly killed test ``dotted`` (exact, ancestor, any)."""
-    for matches in (
-        lambda c: c.test == dotted,
-        lambda c: c.test is not None and dotted.startswith(c.test + "."),
-        lambda c: c.test is None,
-        lambda c: True,
-    ):
-        for crash in run.crashes:
-            if matches(crash):
-                return crash
-    return None
-
-
-def _crash_text(crash: CrashReport) -> str:
-    lines = [crash.title, *crash.excerpt]
-    if crash.decoded:
-        lines += ["", "decoded:", *crash.decoded]
-    return "\n".join(lines)
-
-
-def _case_result(run: ArchRun, node: TestNode, dotted: str) -> Failure | Error | Skipped | None:
-    match node.status:
-        case TestStatus.FAIL:
-            result: Failure | Error | Skipped = Failure(_xml_safe(_failure_message(node)), "fail")
-            result.text = _xml_safe("\n".join(node.diagnostics)) or None
-        case TestStatus.CRASH:
-            crash = _crash_for(run, dotted)
-            title = crash.title if crash else "no result line: kernel crashed or output ended"
-            result = Error(_xml_safe(title), crash.kind if crash else "crash")
-            result.text = _xml_safe(_crash_text(crash)) if crash else None
-        case TestStatus.SKIP:
-            result = Skipped(_xml_safe(node.reason or "skipped"))
-        case TestStatus.XFAIL:
-            result = Skipped(_xml_safe(_xfail_message(node)))
-        case TestStatus.NO_TESTS:
-            result = Skipped("no tests run")
-        case _:
-            return None
-    return result
-
-
-def _testcase(run: ArchRun, node: TestNode, classname: str, dotted: str, name: str) -> TestCase:
-    case = TestCase(_xml_safe(name), _xml_safe(classname), node.duration)
-    result = _case_result(run, node, dotted)
-    if result is not None:
-        case.result = [result]
-    if node.diagnostics and node.status in (TestStatus.FAIL, TestStatus.CRASH):
-        case.system_out = _xml_safe("\n".join(node.diagnostics))
-    return case
-
-
-def _children_counts(node: TestNode) -> Counts:
-    total = Counts()
-    for sub in node.subtests:
-        total.add(sub.counts())
-    return total
-
-
-def _suite_own_case(run: ArchRun, node: TestNode, classname: str, dotted: str) -> TestCase | None:
-    """A testcase for a suite whose own outcome is not visible in any of its cases.
-
-    Mirrors TestNode.counts(): a "not ok" suite with passing cases, a suite that
-    crashed after its cases finished, or a suite that ran no tests.
-    """
-    children = _children_counts(node)
-    own_failure = node.status is TestStatus.FAIL and not (children.failed or children.crashed)
-    own_crash = node.status is TestStatus.CRASH and not children.crashed
-    if not (own_failure or own_crash or node.status is TestStatus.NO_TESTS):
-        return None
-    as_leaf = TestNode(
-        name=node.name,
-        status=node.status,
-        directive=node.directive,
-        diagnostics=node.diagnostics,
-        number=node.number,
-    )
-    return _testcase(run, as_leaf, classname, dotted, "(suite)")
-
-
-def _new_suite(name: str, run: ArchRun) -> TestSuite:
-    suite = TestSuite(_xml_safe(name))
-    for key, value in (
-        ("arch", run.arch),
-        ("kernel", run.kernel),
-        ("run_status", str(run.status)),
-        ("accelerator", run.accelerator or ""),
-    ):
-        suite.add_property(key, _xml_safe(value))
-    return suite
-
-
-def _flatten(
-    run: ArchRun, node: TestNode, labels: list[str], names: list[str]
-) -> Iterator[TestSuite]:
-    """One <testsuite> per KTAP suite, nested suites flattened with dotted names.
-
-    ``labels`` is the display path including the run label (suite/class names);
-    ``names`` the raw KTAP name path (matched against CrashReport.test).
-    """
-    classname = ".".join(labels)
-    suite = _new_suite(classname, run)
-    cases = 0
-    nested: list[TestNode] = []
-    for child in node.subtests:
-        if child.is_leaf:
-            dotted = ".".join([*names, child.name])
-            suite.add_testcase(_testcase(run, child, classname, dotted, _label(child)))
-            cases += 1
-        else:
-            nested.append(child)
-    if own := _suite_own_case(run, node, classname, ".".join(names)):
-        suite.add_testcase(own)
-        cases += 1
-    if cases:
-        yield suite
-    for child in nested:
-        yield from _flatten(run, child, [*labels, _label(child)], [*names, child.name])
-
-
-def _console_excerpt(run: ArchRun, base: Path | None) -> str | None:
-    if run.crashes:
-        return "\n\n".join(_crash_text(c) for c in run.crashes)
-    if base is None or not run.console_log:
-        return None
-    path = base / run.console_log
-    try:
-        with path.open(encoding="utf-8", errors="replace") as fh:
-            tail = deque(fh, maxlen=CONSOLE_TAIL_LINES)
-    except OSError:
-        return None
-    return "".join(tail).rstrip("\n")
-
-
-_RUN_ERRORS = frozenset(
-    {
-        RunStatus.CRASH,
-        RunStatus.TIMEOUT,
-        RunStatus.BUILD_FAILURE,
-        RunStatus.CONFIG_ERROR,
-        RunStatus.PATCH_FAILURE,
-        RunStatus.INFRA_ERROR,
-        RunStatus.NO_TESTS,
-    }
-)
-
-
-def _run_suite(run: ArchRun, label: str, base: Path | None) -> TestSuite:
-    """The single testcase standing for a run that produced no (or not all) tests."""
-    name = f"{label}.run"
-    suite = _new_suite(name, run)
-    total = sum(run.durations.values()) if run.durations else None
-    case = TestCase(_xml_safe(run.kernel or "run"), _xml_safe(name), total)
-    if run.status in _RUN_ERRORS:
-        error = Error(_xml_safe(run.message or f"run status: {run.status}"), str(run.status))
-        error.text = _xml_safe("\n".join([run.message, *(c.title for c in run.crashes)]).strip())
-        case.result = [error]
-    if excerpt := _console_excerpt(run, base):
-        case.system_out = _xml_safe(excerpt)
-    suite.add_testcase(case)
-    return suite
-
-
-def _run_labels(runs: Sequence[ArchRun]) -> list[str]:
-    # "<arch>" normally; "<arch>@<kernel>" when one arch has several kernels, so that
-    # suite names stay unique (JUnit consumers merge equal names).
-    per_arch: dict[str, int] = {}
-    for run in runs:
-        per_arch[run.arch] = per_arch.get(run.arch, 0) + 1
-    labels = []
-    for run in runs:
-        label = run.arch if per_arch[run.arch] == 1 else f"{run.arch}@{run.kernel}"
-        if run.details.get("repetition") is not None:
-            label += f"#r{run.details['repetition']}"
-        labels.append(label)
-    return labels
-
-
-def _suites_for_run(run: ArchRun, label: str, base: Path | None) -> list[TestSuite]:
-    tests = run.ktap.root.subtests if run.ktap is not None else []
-    suites: list[TestSuite] = []
-    top_leaves = [t for t in tests if t.is_leaf]  # e.g. kselftest programs
-    if top_leaves:
-        suite = _new_suite(label, run)
-        for leaf in top_leaves:
-            suite.add_testcase(_testcase(run, leaf, label, leaf.name, _label(leaf)))
-        suites.append(suite)
-    for test in tests:
-        if not test.is_leaf:
-            suites.extend(_flatten(run, test, [label, _label(test)], [test.name]))
-    cases = [case for suite in suites for case in suite]
-    has_error = any(isinstance(r, Error) for case in cases for r in case.result)
-    if not cases or (run.status in _RUN_ERRORS and not has_error):
-        suites.append(_run_suite(run, label, base))
-    return suites
-
-
-def build_junit(
-    runs: Sequence[ArchRun], *, run_dir: str | os.PathLike[str] | None = None
-) -> JUnitXml:
-    """JUnit tree for ``runs``: one flat <testsuite> per (run, KTAP suite).
-
-    Nested KTAP suites (e.g. parameterised cases) are *flattened* into sibling
-    <testsuite name="<arch>.<suite>.<case>"> elements rather than nested
-    <testsuite>s: Jenkins, GitLab and most GitHub report actions ignore or
-    mis-count nested suites, while dotted flat names render everywhere and keep
-    the hierarchy readable. ``run_dir`` locates ``console_log`` for excerpts.
-    """
-    base = Path(run_dir) if run_dir is not None else None
-    xml = JUnitXml()
-    for run, label in zip(runs, _run_labels(runs), strict=True):
-        for suite in _suites_for_run(run, label, base):
-            xml.append(suite)  # not add_testsuite(): that merges equal names, O(n^2)
-    xml.update_statistics()
-    return xml
-
-
-def _pretty_xml(raw: bytes) -> bytes:
-    # junitparser may be backed by lxml or ElementTree; re-parse to indent portably.
-    element = ET.fromstring(raw)
-    ET.indent(element)
-    return ET.tostring(element, encoding="utf-8", xml_declaration=True) + b"\n"
-
-
-def write_junit(
-    path: str | os.PathLike[str],
-    runs: Sequence[ArchRun],
-    *,
-    run_dir: str | os.PathLike[str] | None = None,
-) -> None:
-    """Write JUnit XML atomically; console excerpts are read relative to ``run_dir``
-    (default: the directory of ``path``)."""
-    target = Path(path)
-    xml = build_junit(runs, run_dir=run_dir if run_dir is not None else target.parent)
-    atomic_write_bytes(target, _pretty_xml(xml.tostring()))
+    reader = _run_from_v1 if version == 1 else _run_from_dict
+    return dict(data.get("meta", {})), [reader(r) for r in data.get("runs", [])]
 
 
 # ----------------------------------------------------------------------- ResultDir
@@ -705,23 +396,11 @@ class ResultDir:
         An explicit ``run_id`` that already exists raises FileExistsError; a random
         one is redrawn on the (unlikely) collision.
         """
-        root = Path(base)
-        root.mkdir(parents=True, exist_ok=True)
-        stamp = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
-        for _ in range(8):
-            short_id = _component(run_id, "run id") if run_id else secrets.token_hex(3)
-            path = root / f"{stamp}-{short_id}"
-            try:
-                os.mkdir(path)
-            except FileExistsError:
-                if run_id:
-                    raise
-                continue
-            info = {**(meta or {}), "run_id": path.name, "created": _utc_now(), "complete": False}
-            result_dir = cls(path, info, [])
-            result_dir.save()
-            return result_dir
-        raise FileExistsError(f"could not create a fresh results directory under {root}")
+        path = fresh_dir(base, run_id=_component(run_id, "run id") if run_id else None, now=now)
+        info = {**(meta or {}), "run_id": path.name, "created": _utc_now(), "complete": False}
+        result_dir = cls(path, info, [])
+        result_dir.save()
+        return result_dir
 
     @classmethod
     def open(cls, path: str | os.PathLike[str]) -> ResultDir:
@@ -755,11 +434,12 @@ class ResultDir:
         return Path(path).resolve().relative_to(self.path.resolve()).as_posix()
 
     def record(self, run: ArchRun) -> None:
-        """Add or replace the run for (arch, kernel, repetition); rewrite results.json."""
+        """Add or replace the run for (arch, kernel, A/B slot); rewrite results.json."""
 
-        def key(r: ArchRun) -> tuple[str, str, object]:
-            # A/B runs repeat the same (arch, kernel): the repetition tells them apart.
-            return (r.arch, r.kernel, r.details.get("repetition"))
+        def key(r: ArchRun) -> tuple[str, str, AbSlot | None]:
+            # A/B runs repeat the same (arch, kernel): the slot tells them apart, and
+            # its variant keeps both sides of a no-series A/B run (same kernel label).
+            return (r.arch, r.kernel, r.ab)
 
         self.runs = [r for r in self.runs if key(r) != key(run)] + [run]
         self.save()
@@ -774,4 +454,4 @@ class ResultDir:
         self.meta["finished"] = _utc_now()
         self.save()
         write_junit(self.junit_xml, self.runs, run_dir=self.path)
-        return worst(self.runs)
+        return worst(r.status for r in self.runs)

@@ -21,7 +21,6 @@ import enum
 import fnmatch
 import math
 import re
-import shlex
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,7 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from harness.analysis.ktap import TestNode, TestStatus
-from harness.record.store import SEVERITY, ArchRun, CrashReport, ResultDir, RunStatus
+from harness.record.run import ArchRun, CrashReport
+from harness.record.status import SEVERITY, RunStatus
+from harness.record.store import ResultDir
 
 __all__ = [
     "ALPHA",
@@ -54,7 +55,6 @@ __all__ = [
 ]
 
 ALPHA = 0.05  # Welch's t-test threshold (two-sided)
-SERIES_MARK = "+series"  # kernel labels of patched runs contain it (pipeline.kernel_label)
 
 
 class Refused(Exception):
@@ -465,50 +465,20 @@ class LoadedRun:
 
     @property
     def patched(self) -> bool:
-        return SERIES_MARK in self.run.kernel
-
-
-_BUILD_DIR_RE = re.compile(r"^build-[^-]+-([0-9a-f]{6,})$")
-
-
-def _qemu_args(run: ArchRun) -> list[str]:
-    qemu = run.details.get("qemu")
-    if not isinstance(qemu, str):
-        return []
-    try:
-        return shlex.split(qemu)
-    except ValueError:
-        return []
-
-
-def _after(args: list[str], flag: str) -> str | None:
-    return args[args.index(flag) + 1] if flag in args[:-1] else None
-
-
-def config_digest(run: ArchRun) -> str | None:
-    """details.config_digest if recorded, else the config hash in the build dir name."""
-    if digest := run.details.get("config_digest"):
-        return str(digest)
-    build = run.details.get("build")
-    name = Path(str(build.get("dir") or "")).name if isinstance(build, Mapping) else ""
-    m = _BUILD_DIR_RE.match(name)
-    return m.group(1) if m else None
+        return self.run.patched
 
 
 def facts(loaded: LoadedRun) -> dict[str, str | None]:
     """What must be equal between the sides (the kernel and its build aside)."""
-    run, args = loaded.run, _qemu_args(loaded.run)
-    boot = run.details.get("boot") if isinstance(run.details.get("boot"), Mapping) else {}
+    run, boot = loaded.run, loaded.run.boot
     host = loaded.meta.get("host") if isinstance(loaded.meta.get("host"), Mapping) else {}
-    memory = boot.get("memory") or _after(args, "-m")
-    smp = boot.get("smp") or _after(args, "-smp")
     return {
         "accelerator": run.accelerator,
-        "config": config_digest(run),
+        "config": run.build.config_digest if run.build is not None else None,
         "spec": loaded.meta.get("spec_name"),
-        "memory": str(memory) if memory is not None else None,
-        "smp": str(smp) if smp is not None else None,
-        "cmdline": _after(args, "-append"),
+        "memory": boot.memory if boot is not None else None,
+        "smp": str(boot.smp) if boot is not None and boot.smp is not None else None,
+        "cmdline": boot.cmdline if boot is not None else None,
         "host": f"{host.get('hostname')} ({host.get('cpus')} cpus)" if host else None,
     }
 
@@ -724,7 +694,8 @@ def load_runs(directory: str | Path) -> list[LoadedRun]:
 def split_ab(
     runs: list[LoadedRun], baseline_label: str | None = None, patched_label: str | None = None
 ) -> tuple[list[LoadedRun], list[LoadedRun]]:
-    """Split one A/B directory: by the given kernel labels, else by "+series" in the label."""
+    """Split one A/B directory: by the given kernel labels, else by the runs' A/B slot
+    (or, outside A/B runs, by whether a series was applied)."""
     if baseline_label and patched_label:
         return (
             [r for r in runs if r.run.kernel == baseline_label],

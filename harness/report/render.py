@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.record.store import atomic_write_text
+from harness.fsutil import atomic_write_text
 from harness.report.compare import (
     ALPHA,
     DIRECTIONS,
@@ -127,9 +127,9 @@ def _accel_lines(cmp: Comparison) -> list[str]:
         accel = ", ".join(arch.accelerators) or "unknown"
         reason = next(
             (
-                r.run.details.get("accelerator_reason")
+                r.run.boot.accel_reason
                 for r in arch.a + arch.b
-                if r.run.details.get("accelerator_reason")
+                if r.run.boot and r.run.boot.accel_reason
             ),
             None,
         )
@@ -297,9 +297,11 @@ def _run_reproducers(loaded: LoadedRun) -> list[str]:
     command = loaded.meta.get("command_line")
     if isinstance(command, list) and command:
         out.append(shlex.join(str(c) for c in command))
-    reproducer = loaded.run.details.get("reproducer")
-    if isinstance(reproducer, dict):
-        out += [f"{loaded.run.arch} {k}: {v}" for k, v in reproducer.items()]
+    run = loaded.run
+    if run.build is not None and run.build.make_argv:
+        out.append(f"{run.arch} build: {run.build.reproducer}")
+    if run.boot is not None and run.boot.qemu_argv:
+        out.append(f"{run.arch} qemu: {run.boot.reproducer}")
     return out
 
 
@@ -307,8 +309,8 @@ def _images(cmp: Comparison) -> list[list[str]]:
     rows: dict[tuple[str, ...], None] = {}
     for side in (cmp.baseline, cmp.patched):
         for loaded in side.runs:
-            image = loaded.run.details.get("image")
-            sha = image.get("sha256") if isinstance(image, dict) else None
+            build = loaded.run.build
+            sha = build.image_sha256 if build is not None else None
             rows[(side.name, loaded.run.arch, loaded.run.kernel, sha or "not built")] = None
     return [list(r) for r in rows]
 
@@ -373,8 +375,8 @@ def to_json(cmp: Comparison) -> dict[str, Any]:
                     "status": str(r.run.status),
                     "accelerator": r.run.accelerator,
                     "directory": str(r.directory),
-                    "image_sha256": (r.run.details.get("image") or {}).get("sha256"),
-                    "repetition": r.run.details.get("repetition"),
+                    "image_sha256": r.run.build.image_sha256 if r.run.build else None,
+                    "repetition": r.run.repetition,
                 }
                 for r in s.runs
             ],

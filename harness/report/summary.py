@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from harness.analysis.ktap import Metric, TestStatus
-from harness.record.store import ArchRun, atomic_write_text
+from harness.fsutil import atomic_write_text
+from harness.record.run import ArchRun
 
 STRESS_COLUMNS = ["requests", "filled", "partial", "failed", "p50_ns", "p99_ns", "max_ns",
                   "compact_stall", "allocstall"]  # fmt: skip
@@ -60,14 +61,16 @@ def _module_metrics(metrics: list[Metric], suite: str) -> dict[str, dict[str, fl
 def _arch_section(run: ArchRun) -> list[str]:
     out = [f"## {run.arch}: {run.status.value.upper()}", ""]
     accel = run.accelerator or "-"
-    reason = run.details.get("accelerator_reason", "")
+    reason = run.boot.accel_reason if run.boot is not None else ""
     out.append(f"- kernel: {run.kernel}; accelerator: {accel} ({reason})")
     times = ", ".join(f"{k} {v:.1f} s" for k, v in run.durations.items())
     out.append(f"- {run.message}")
     if times:
         out.append(f"- times: {times}")
-    if image := run.details.get("image"):
-        out.append(f"- image sha256: {image.get('sha256')}")
+    if run.build is not None and run.build.image_sha256:
+        out.append(f"- image sha256: {run.build.image_sha256}")
+    if run.boot is not None:
+        out += [f"- note: {note}" for note in run.boot.notes]
     out.append("")
     if rows := _suite_counts(run):
         out += [*_table(["suite", "status", "pass", "fail", "skip/xfail", "crash"], rows), ""]

@@ -9,13 +9,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.boot.guest import cpio
+from harness.errors import HarnessError
 from harness.kernel.arch import Arch
+from harness.record.status import RunStatus
 
 INIT_SOURCE = Path(__file__).with_name("init.c")
 
 
-class GuestBuildError(RuntimeError):
-    pass
+class GuestBuildError(HarnessError):
+    """The guest's init or initramfs could not be built (host compiler missing or failing)."""
+
+    status = RunStatus.INFRA_ERROR
 
 
 @dataclass(frozen=True)

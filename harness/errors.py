@@ -1,0 +1,62 @@
+"""The one error root: every expected failure is a HarnessError that carries its run status,
+and :func:`failure` is the one place an exception becomes (status, message).
+
+run, ab, series-check and parse all go through :func:`failure`, so a given error
+class gets the same status everywhere. Anything that is not a HarnessError is
+unexpected: it becomes INFRA_ERROR, and when a log path is given its traceback
+is written there and the message points to it.
+"""
+
+from __future__ import annotations
+
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import ClassVar
+
+from harness.record.status import RunStatus
+
+__all__ = ["Failure", "HarnessError", "StageError", "failure"]
+
+
+class HarnessError(Exception):
+    """Base of the harness's own errors; subclasses set ``status`` (a class attribute)."""
+
+    status: ClassVar[RunStatus] = RunStatus.INFRA_ERROR
+
+
+class StageError(HarnessError):
+    """A stage failed with a status decided where it failed (e.g. build vs config)."""
+
+    def __init__(self, status: RunStatus, message: str) -> None:
+        super().__init__(message)
+        self.run_status = status
+
+
+INTERRUPTED = "interrupted (Ctrl-C or SIGTERM); the console log so far is kept"
+
+
+@dataclass(frozen=True)
+class Failure:
+    status: RunStatus
+    message: str
+    interrupted: bool = False  # re-raise after recording
+
+
+def failure(exc: BaseException, traceback_log: Path | None = None) -> Failure:
+    """The run status and message for ``exc`` (the only exception -> status mapping)."""
+    if isinstance(exc, StageError):
+        return Failure(exc.run_status, str(exc))
+    if isinstance(exc, HarnessError):
+        return Failure(type(exc).status, str(exc))
+    if isinstance(exc, KeyboardInterrupt | SystemExit):
+        return Failure(RunStatus.INFRA_ERROR, INTERRUPTED, interrupted=True)
+    message = f"internal error: {type(exc).__name__}: {exc}"
+    if traceback_log is not None:
+        try:
+            with traceback_log.open("a", encoding="utf-8") as log:
+                log.write("".join(traceback.format_exception(exc)) + "\n")
+            message += f" (traceback in {traceback_log})"
+        except OSError:
+            pass
+    return Failure(RunStatus.INFRA_ERROR, message)

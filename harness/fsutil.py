@@ -1,0 +1,79 @@
+"""Filesystem helpers shared by every stage: atomic writes, fresh directories, hard-link copies."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import secrets
+import subprocess
+import tempfile
+from pathlib import Path
+
+__all__ = ["atomic_write_bytes", "atomic_write_text", "fresh_dir", "hardlink_copy"]
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically: readers see the old or the new file only."""
+    target = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are meant to be shared
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(target.parent)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def _fsync_dir(directory: Path) -> None:
+    # Persist the rename itself; best effort (not supported everywhere).
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def fresh_dir(
+    root: str | os.PathLike[str],
+    *,
+    tag: str = "",
+    run_id: str | None = None,
+    now: dt.datetime | None = None,
+) -> Path:
+    """A new ``<root>/<UTC timestamp>-[<tag>-]<short id>`` made with ``os.mkdir``
+    (atomic, fails if it exists: result directories are never reused).
+
+    An explicit ``run_id`` that already exists raises FileExistsError; a random
+    one is redrawn on the (unlikely) collision.
+    """
+    base = Path(root)
+    base.mkdir(parents=True, exist_ok=True)
+    stamp = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC).strftime("%Y%m%dT%H%M%SZ")
+    for _ in range(8):
+        prefix = f"{stamp}-{tag}-" if tag else f"{stamp}-"
+        path = base / f"{prefix}{run_id or secrets.token_hex(3)}"
+        try:
+            os.mkdir(path)
+        except FileExistsError:
+            if run_id:
+                raise
+            continue
+        return path
+    raise FileExistsError(f"could not create a fresh results directory under {base}")
+
+
+def hardlink_copy(src: Path, dest: Path) -> None:
+    """``cp -al src dest``: a tree of hard links (cheap; files must be replaced, not edited)."""
+    subprocess.run(["cp", "-al", str(src), str(dest)], check=True)

@@ -1,0 +1,133 @@
+"""The typed run record: one ArchRun per boot, assembled from the stages' own records
+(BuildInfo from the build, BootInfo from the boot, the analysis of the console, the
+A/B slot), so every fact has a field and nothing is parsed back out of a string."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from harness.analysis.ktap import KtapDocument, Metric, TestStatus
+from harness.record.status import (
+    NON_FATAL_KINDS,
+    Accel,
+    CrashKind,
+    ExitReason,
+    RunStatus,
+    Variant,
+)
+
+__all__ = ["AbSlot", "ArchRun", "BootInfo", "BuildInfo", "CrashReport", "status_from_tests"]
+
+
+@dataclass
+class CrashReport:
+    """One kernel crash found in a console log."""
+
+    kind: CrashKind
+    title: str  # the matching console line, e.g. "BUG: kernel NULL pointer dereference, ..."
+    test: str | None  # dotted path (suite.case) of the KTAP test running then, if known
+    line: int  # 1-based console line
+    excerpt: list[str]  # console lines of the report ("cut here"/title .. end marker)
+    decoded: list[str] | None = None  # decode_stacktrace.sh output if available
+
+
+@dataclass
+class BuildInfo:
+    """What the build stage made, and how to make it again."""
+
+    dir: str
+    log: str
+    warnings: int = 0
+    errors: int = 0
+    config_digest: str | None = None  # sha256 of the config request (ConfigRequest.digest)
+    image: str | None = None  # the bootable image, when the build succeeded
+    image_sha256: str | None = None
+    make_argv: list[str] = field(default_factory=list)  # the kernel build, targets included
+
+    @property
+    def reproducer(self) -> str:
+        return shlex.join(self.make_argv) if self.make_argv else ""
+
+
+@dataclass
+class BootInfo:
+    """How the kernel was booted and how the boot ended."""
+
+    accel: Accel | None  # None: not booted under QEMU (or not recorded)
+    accel_reason: str = ""
+    qemu_argv: list[str] = field(default_factory=list)
+    memory: str | None = None  # QEMU -m, e.g. "1G"
+    smp: int | None = None
+    cmdline: str | None = None  # the kernel command line exactly as passed (-append)
+    icount: int | None = None  # -icount shift, TCG only
+    exit_reason: ExitReason | None = None
+    qemu_exit_status: int | None = None
+    notes: list[str] = field(default_factory=list)  # the console driver's remarks
+
+    @property
+    def reproducer(self) -> str:
+        return shlex.join(self.qemu_argv) if self.qemu_argv else ""
+
+
+@dataclass(frozen=True)
+class AbSlot:
+    """Where a boot sits in an A/B run."""
+
+    variant: Variant
+    repetition: int
+
+
+@dataclass
+class ArchRun:
+    """One boot of one kernel on one architecture."""
+
+    arch: str
+    kernel: str  # label, e.g. "v7.2.13+series-1fc5a8998240"
+    status: RunStatus
+    series: str | None = None  # label of the applied series (None: the unpatched kernel)
+    ktap: KtapDocument | None = None
+    crashes: list[CrashReport] = field(default_factory=list)
+    metrics: list[Metric] = field(default_factory=list)
+    console_log: str | None = None  # path relative to the run directory
+    durations: dict[str, float] = field(default_factory=dict)  # build/boot/test seconds
+    message: str = ""  # human explanation, e.g. first build error
+    build: BuildInfo | None = None
+    boot: BootInfo | None = None
+    ab: AbSlot | None = None
+    module_steps: dict[str, int | None] = field(default_factory=dict)  # name -> rc (None: no end)
+
+    @property
+    def accelerator(self) -> Accel | None:
+        return self.boot.accel if self.boot is not None else None
+
+    @property
+    def patched(self) -> bool:
+        """The patched side: the A/B slot says so, else a series was applied."""
+        if self.ab is not None:
+            return self.ab.variant is Variant.PATCHED
+        return self.series is not None
+
+    @property
+    def repetition(self) -> int | None:
+        return self.ab.repetition if self.ab is not None else None
+
+
+def status_from_tests(doc: KtapDocument | None, crashes: Sequence[CrashReport] = ()) -> RunStatus:
+    """RunStatus of a kernel that booted and ran to the end (timeouts are the caller's).
+
+    Crash reports count unless their kind is in NON_FATAL_KINDS; a document that
+    ended with tests still open (``complete`` False) means the kernel died.
+    """
+    if any(c.kind not in NON_FATAL_KINDS for c in crashes):
+        return RunStatus.CRASH
+    if doc is None:
+        return RunStatus.NO_TESTS
+    if doc.status is TestStatus.CRASH or not doc.complete:
+        return RunStatus.CRASH
+    if doc.status is TestStatus.FAIL:
+        return RunStatus.TEST_FAILURE
+    if doc.status is TestStatus.NO_TESTS:
+        return RunStatus.NO_TESTS
+    return RunStatus.PASS
