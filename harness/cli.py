@@ -49,7 +49,7 @@ Exit status: 0 pass, 1 test failure, 3 kernel crash, 4 timeout/hang,
 """
 
 
-def _add_run(sub: argparse._SubParsersAction) -> None:
+def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "run",
         help="build, boot and test (the main job)",
@@ -63,7 +63,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
                    help="apply only the first N patches (boot the series at patch N)")  # fmt: skip
 
 
-def _add_ab(sub: argparse._SubParsersAction) -> None:
+def _add_ab(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "ab",
         help="baseline against patched: build both, boot each N times interleaved",
@@ -127,7 +127,7 @@ def _add_kernel_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="only the summary")  # fmt: skip
 
 
-def _add_parse(sub: argparse._SubParsersAction) -> None:
+def _add_parse(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("parse", help="results from a saved console log (like `kunit.py parse`)")
     p.add_argument("log", type=Path, help="console log file, or - for standard input")
     p.add_argument("--arch", default="unknown", help="architecture label for the results")
@@ -135,19 +135,19 @@ def _add_parse(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--junit", type=Path, help="write JUnit XML here")
 
 
-def _add_doctor(sub: argparse._SubParsersAction) -> None:
+def _add_doctor(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("doctor", help="check host tools and KVM")
     p.add_argument("--arch", action="append", choices=sorted(ARCHES), dest="arches")
     p.add_argument("--forget-kvm", action="store_true", help="forget cached KVM probe verdicts")
 
 
-def _add_source(sub: argparse._SubParsersAction) -> None:
+def _add_source(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser("source", help="fetch and extract the pinned kernel source; print its path")
     p.add_argument("--spec", type=Path, default=DEFAULT_SPEC,
                    help="run definition naming the source; default: %(default)s")  # fmt: skip
 
 
-def _add_series_check(sub: argparse._SubParsersAction) -> None:
+def _add_series_check(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
         "series-check",
         help="checkpatch every patch and build every prefix of the series",
@@ -176,7 +176,7 @@ def _add_series_check(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--quiet", action="store_true", help="only the summary")
 
 
-def _add_compare(sub: argparse._SubParsersAction) -> None:
+def _add_compare(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     c = sub.add_parser("compare", help="compare baseline and patched results (report.md/html)",
                        description="DIR: one A/B directory (runs without '+series' are the "
                        "baseline); DIR_A DIR_B: baseline and patched. Exit: 0 no regression, "

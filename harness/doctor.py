@@ -74,7 +74,7 @@ def install_line(checks: list[Check]) -> str | None:
     return "sudo apt-get install -y " + " ".join(missing)
 
 
-def kvm_summary(cache_verdicts: dict) -> str:
+def kvm_summary(cache_verdicts: dict[str, dict[str, str]]) -> str:
     usable, why = kvm_device_usable()
     if not usable:
         return f"KVM: not available ({why}); guests run under TCG"

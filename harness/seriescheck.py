@@ -69,7 +69,7 @@ from harness.kernel.arch import Arch, get_arch
 from harness.kernel.build import BuildError, KernelBuilder
 from harness.kernel.kconfig import ConfigRequest, Mismatch, verify
 from harness.kernel.patches import PatchedTree, PatchError, Series, load_series, run_patch
-from harness.kernel.source import SourceTree, from_debian
+from harness.kernel.source import Log, SourceTree, from_debian
 from harness.pipeline import config_request
 from harness.progress import Reporter
 from harness.record.status import EXIT_CODES, RunStatus, worst
@@ -484,15 +484,16 @@ class WorkTree:
 
     def _state(self) -> dict[str, Any]:
         try:
-            return json.loads(self.state_file.read_text())
+            state = json.loads(self.state_file.read_text())
         except (OSError, ValueError):
             return {}
+        return state if isinstance(state, dict) else {}
 
     def _record(self, applied: int | None) -> None:
         state = {"source": self.source.checksum, "series": self.series.digest, "applied": applied}
         atomic_write_text(self.state_file, json.dumps(state) + "\n")
 
-    def reset(self, log) -> None:
+    def reset(self, log: Log) -> None:
         """Bring the tree to the pristine state: reverse-apply, or copy afresh."""
         self.root.mkdir(parents=True, exist_ok=True)
         state = self._state()
@@ -505,6 +506,7 @@ class WorkTree:
         )
         if known:
             try:
+                assert isinstance(applied, int)
                 for k in range(applied, 0, -1):
                     self._record(None)
                     run_patch(self.path, self.series.patches[k - 1], reverse=True)

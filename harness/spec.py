@@ -20,7 +20,7 @@ class SpecError(ValueError):
     pass
 
 
-class _Map(dict):
+class _Map(dict[str, Any]):
     """A mapping that remembers the line of each key (1-based)."""
 
     line: int = 0
@@ -188,8 +188,8 @@ def load_spec(path: Path, repo_root: Path) -> RunSpec:
             spec.arch_fragments = {
                 a: [_resolve(repo_root, f) for f in r.str_list(per_arch, a)] for a in per_arch
             }
-        per_arch = [f for fs in spec.arch_fragments.values() for f in fs]
-        for frag in [*spec.fragments, *spec.series_fragments, *per_arch]:
+        arch_frags = [f for fs in spec.arch_fragments.values() for f in fs]
+        for frag in [*spec.fragments, *spec.series_fragments, *arch_frags]:
             if not frag.is_file():
                 raise r.fail(cfg, "fragments", f"config fragment {frag} does not exist")
 

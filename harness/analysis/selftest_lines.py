@@ -70,13 +70,13 @@ def parse_summaries(
             continue
         node = TestNode(name=suite, status=TestStatus.NO_TESTS, planned=len(by_case))
         for index, (case, (passed, failed, xfailed)) in enumerate(by_case.items(), start=1):
-            line, text = first[(suite, case)]
+            line_no, text = first[(suite, case)]
             leaf = TestNode(
                 name=case,
                 status=_status(passed, failed, xfailed),
                 diagnostics=[text],
-                first_line=line,
-                last_line=line,
+                first_line=line_no,
+                last_line=line_no,
                 number=index,
             )
             leaf.reported = leaf.status

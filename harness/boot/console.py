@@ -87,7 +87,7 @@ def run_console(
                 wait = min(inactivity_timeout, limit - now)
                 index = child.expect(["\n", pexpect.EOF, pexpect.TIMEOUT], timeout=wait)
                 if index == 0:
-                    line = child.before.rstrip("\r")
+                    line = (child.before or "").rstrip("\r")
                     if result.first_output_after is None:
                         result.first_output_after = time.monotonic() - start
                     lines.append(line)

@@ -85,7 +85,7 @@ def kvm_device_usable() -> tuple[bool, str]:
 @dataclass
 class ProbeCache:
     path: Path
-    verdicts: dict[str, dict] = field(default_factory=dict)
+    verdicts: dict[str, dict[str, str]] = field(default_factory=dict)  # key -> accel, reason
 
     @classmethod
     def load(cls, path: Path) -> ProbeCache:
@@ -99,9 +99,9 @@ class ProbeCache:
         uname = platform.uname()
         return "|".join([uname.node, uname.release, arch.name, qemu_version(arch.qemu_binary)])
 
-    def get(self, arch: Arch) -> dict | None:
+    def get(self, arch: Arch) -> dict[str, str] | None:
         return self.verdicts.get(self.key(arch))
 
-    def put(self, arch: Arch, verdict: dict) -> None:
+    def put(self, arch: Arch, verdict: dict[str, str]) -> None:
         self.verdicts[self.key(arch)] = verdict
         atomic_write_text(self.path, json.dumps(self.verdicts, indent=2, sort_keys=True) + "\n")

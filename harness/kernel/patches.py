@@ -19,7 +19,7 @@ from pathlib import Path
 
 from harness.errors import HarnessError
 from harness.fsutil import hardlink_copy
-from harness.kernel.source import SourceTree
+from harness.kernel.source import Log, SourceTree
 from harness.record.status import RunStatus
 
 
@@ -124,7 +124,9 @@ def summarise_failure(output: str) -> str:
     return "\n".join(problems) or output.strip()[-1500:]
 
 
-def apply_series(source: SourceTree, series: Series | None, work_root: Path, log) -> PatchedTree:
+def apply_series(
+    source: SourceTree, series: Series | None, work_root: Path, log: Log
+) -> PatchedTree:
     """Return a tree with the series applied, reusing a complete earlier one."""
     if series is None and source.local:
         return PatchedTree(source.path, source, None, "none")

@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +27,9 @@ from harness.record.status import RunStatus
 
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
+
+
+Log = Callable[[str], None]  # a progress line for the user
 
 
 class SourceError(HarnessError):
@@ -77,7 +81,7 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _extract_tarball(tarball: Path, dest: Path, log) -> Path:
+def _extract_tarball(tarball: Path, dest: Path, log: Log) -> Path:
     """Extract tarball into dest (created atomically); return the kernel tree inside."""
     if dest.exists():
         return _single_subdir(dest)
@@ -119,7 +123,7 @@ def from_local_tree(path: Path) -> SourceTree:
     return SourceTree(path, kernel_version_of(path), f"local:{path}", f"local:{path}", True)
 
 
-def from_tarball(tarball: Path, cache: Path, log) -> SourceTree:
+def from_tarball(tarball: Path, cache: Path, log: Log) -> SourceTree:
     tarball = tarball.expanduser().resolve()
     if not tarball.is_file():
         raise SourceError(f"--source {tarball}: no such tarball")
@@ -131,7 +135,7 @@ def from_tarball(tarball: Path, cache: Path, log) -> SourceTree:
 class DebianFetcher:
     """apt-get with a private sources list and state dir under the cache."""
 
-    def __init__(self, cache: Path, log) -> None:
+    def __init__(self, cache: Path, log: Log) -> None:
         self.root = cache / "apt"
         self.log = log
 
@@ -207,7 +211,7 @@ class DebianFetcher:
         return [line.split("|")[1].strip() for line in out.splitlines() if line.count("|") >= 2]
 
 
-def from_debian(pkg: DebianPackage, cache: Path, log) -> SourceTree:
+def from_debian(pkg: DebianPackage, cache: Path, log: Log) -> SourceTree:
     tree_dir = cache / "sources" / f"{pkg.package}_{pkg.version}"
     marker = tree_dir / ".kbulk-origin"
     if marker.exists():

@@ -71,12 +71,12 @@ def _case_result(run: ArchRun, node: TestNode, dotted: str) -> Failure | Error |
     match node.status:
         case TestStatus.FAIL:
             result: Failure | Error | Skipped = Failure(_xml_safe(_failure_message(node)), "fail")
-            result.text = _xml_safe("\n".join(node.diagnostics)) or None
+            result.text = _xml_safe("\n".join(node.diagnostics)) or None  # type: ignore[assignment]
         case TestStatus.CRASH:
             crash = _crash_for(run, dotted)
             title = crash.title if crash else "no result line: kernel crashed or output ended"
             result = Error(_xml_safe(title), crash.kind if crash else "crash")
-            result.text = _xml_safe(_crash_text(crash)) if crash else None
+            result.text = _xml_safe(_crash_text(crash)) if crash else None  # type: ignore[assignment]
         case TestStatus.SKIP:
             result = Skipped(_xml_safe(node.reason or "skipped"))
         case TestStatus.XFAIL:
@@ -251,8 +251,8 @@ def build_junit(
     xml = JUnitXml()
     for run, label in zip(runs, _run_labels(runs), strict=True):
         for suite in _suites_for_run(run, label, base):
-            xml.append(suite)  # not add_testsuite(): that merges equal names, O(n^2)
-    xml.update_statistics()
+            xml.append(suite)  # type: ignore[no-untyped-call]  # not add_testsuite(): O(n^2)
+    xml.update_statistics()  # type: ignore[no-untyped-call]
     return xml
 
 
@@ -260,7 +260,8 @@ def _pretty_xml(raw: bytes) -> bytes:
     # junitparser may be backed by lxml or ElementTree; re-parse to indent portably.
     element = ET.fromstring(raw)
     ET.indent(element)
-    return ET.tostring(element, encoding="utf-8", xml_declaration=True) + b"\n"
+    data: bytes = ET.tostring(element, encoding="utf-8", xml_declaration=True)
+    return data + b"\n"
 
 
 def write_junit(
@@ -273,4 +274,5 @@ def write_junit(
     (default: the directory of ``path``)."""
     target = Path(path)
     xml = build_junit(runs, run_dir=run_dir if run_dir is not None else target.parent)
-    atomic_write_bytes(target, _pretty_xml(xml.tostring()))
+    raw: bytes = xml.tostring()  # type: ignore[no-untyped-call]
+    atomic_write_bytes(target, _pretty_xml(raw))

@@ -254,11 +254,16 @@ def _v1_after(args: list[str], flag: str) -> str | None:
     return args[args.index(flag) + 1] if flag in args[:-1] else None
 
 
+def _v1_map(details: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    value = details.get(key)
+    return value if isinstance(value, Mapping) else {}
+
+
 def _v1_build(details: Mapping[str, Any]) -> BuildInfo | None:
     build = details.get("build")
     if not isinstance(build, Mapping):
         return None
-    image = details.get("image") if isinstance(details.get("image"), Mapping) else {}
+    image = _v1_map(details, "image")
     digest = details.get("config_digest")
     if not digest:  # the oldest files: the config hash is in the build directory's name
         m = _V1_BUILD_DIR.match(Path(str(build.get("dir") or "")).name)
@@ -284,7 +289,7 @@ def _v1_boot(accelerator: str | None, details: Mapping[str, Any]) -> BootInfo | 
         argv = shlex.split(qemu) if isinstance(qemu, str) else [str(a) for a in qemu or []]
     except ValueError:
         argv = []
-    boot = details.get("boot") if isinstance(details.get("boot"), Mapping) else {}
+    boot = _v1_map(details, "boot")
     memory = boot.get("memory") or _v1_after(argv, "-m")
     smp = boot.get("smp") or _v1_after(argv, "-smp")
     reason = details.get("exit_reason")
@@ -304,7 +309,7 @@ def _run_from_v1(data: Mapping[str, Any]) -> ArchRun:
     common = _common(data)
     kernel = common["kernel"]
     variant, rep = details.get("variant"), details.get("repetition")
-    steps = details.get("modules") if isinstance(details.get("modules"), Mapping) else {}
+    steps = _v1_map(details, "modules")
     return ArchRun(
         **common,
         series=kernel.split(_V1_SERIES, 1)[1] if _V1_SERIES in kernel else None,

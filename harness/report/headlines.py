@@ -179,7 +179,6 @@ def value(headline: Headline, metrics: Sequence[MetricDelta]) -> str:
             mine = _stats(m.b if m else None, headline.fmt)
             theirs = _stats(other.b if other else None, headline.fmt)
             return f"{mine} vs {theirs}"
-    return "n/a"
 
 
 def rows(arches: Sequence[tuple[str, Sequence[MetricDelta]]]) -> list[list[str]]:

@@ -340,9 +340,9 @@ def render_markdown(cmp: Comparison) -> str:
     if _uses_icount(cmp):
         out.append(f"- {ICOUNT_NOTE}")
     out += [f"- {SIGNIFICANCE_NOTE}", ""]
-    for arch in cmp.only_baseline + cmp.only_patched:
-        side = "baseline" if arch in cmp.only_baseline else "patched"
-        out += [f"- {arch}: only the {side} side has runs; not compared", ""]
+    for name in cmp.only_baseline + cmp.only_patched:
+        side_name = "baseline" if name in cmp.only_baseline else "patched"
+        out += [f"- {name}: only the {side_name} side has runs; not compared", ""]
     if regressions:
         out += ["## Regressions", "", *(f"- {r}" for r in regressions), ""]
     if uncounted := cmp.uncounted():
@@ -455,8 +455,8 @@ class _Axis:
 
 
 def _nice_step(raw: float) -> float:
-    mag = 10 ** math.floor(math.log10(raw))
-    return next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw)
+    mag = 10.0 ** math.floor(math.log10(raw))
+    return float(next(m * mag for m in (1, 2, 5, 10) if m * mag >= raw))
 
 
 def _svg(width: int, height: int, body: list[str], title: str) -> str:
@@ -617,15 +617,15 @@ def svg_fill(metrics: Sequence[MetricDelta]) -> str | None:
     panel_w, bar = max(220, 34 * per + 40), 12
     width, height = panel_w * len(panels) + 20, 300
     body = _legend(20, 34)
-    for i, mode in enumerate(m for m in reversed(GFP_MODES) if m in panels):
+    for i, gfp in enumerate(m for m in reversed(GFP_MODES) if m in panels):
         x0, bottom = 10 + i * panel_w + 36, 220
         y = _Axis(0.0, 1.0, bottom, 60)
-        body.append(_text(x0 + (panel_w - 40) / 2, 54, mode, "middle", 'font-weight="bold"'))
+        body.append(_text(x0 + (panel_w - 40) / 2, 54, gfp, "middle", 'font-weight="bold"'))
         for tick in (0.0, 0.5, 1.0):
             x2 = x0 + panel_w - 46
             body.append(_el("line", x1=x0, y1=y(tick), x2=x2, y2=y(tick), stroke="#ddd"))
             body.append(_text(x0 - 4, y(tick) + 4, f"{tick:g}", "end"))
-        for j, m in enumerate(panels[mode]):
+        for j, m in enumerate(panels[gfp]):
             cx = x0 + 8 + j * 34
             for k, (s, color) in enumerate(((m.a, BASE_COLOR), (m.b, PATCH_COLOR))):
                 if s is not None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from harness.analysis.ktap import Metric, TestStatus
 from harness.fsutil import atomic_write_text
@@ -92,7 +93,7 @@ def _arch_section(run: ArchRun) -> list[str]:
     return out
 
 
-def render_summary(runs: list[ArchRun], meta: dict) -> str:
+def render_summary(runs: list[ArchRun], meta: dict[str, Any]) -> str:
     out = ["# kbulk run summary", ""]
     source = meta.get("source", {})
     series = meta.get("series", {})
@@ -116,5 +117,5 @@ def render_summary(runs: list[ArchRun], meta: dict) -> str:
     return "\n".join(out) + "\n"
 
 
-def write_summary(path: Path, runs: list[ArchRun], meta: dict) -> None:
+def write_summary(path: Path, runs: list[ArchRun], meta: dict[str, Any]) -> None:
     atomic_write_text(path, render_summary(runs, meta))
