@@ -12,7 +12,6 @@ from harness.analysis.ktap import Metric
 from harness.record.run import ArchRun, CrashReport
 from harness.record.status import RunStatus
 from harness.report.compare import (
-    ALPHA,
     Direction,
     Kind,
     MetricDelta,
@@ -25,10 +24,9 @@ from harness.report.compare import (
     direction_of,
     load_runs,
     sides_from_dirs,
-    stats,
-    t_two_sided_p,
-    welch_p,
 )
+from harness.report.metrics import METRICS
+from harness.report.stats import ALPHA, stats, t_two_sided_p, welch_p
 
 
 def delta(a: list[float], b: list[float], key: str = "fill_rate") -> MetricDelta:
@@ -293,3 +291,14 @@ def test_arch_only_on_one_side_is_listed(tmp_path: Path):
     cmp = compare(*sides_from_dirs([a], [b]))
     assert [x.arch for x in cmp.arches] == ["x86_64"]
     assert cmp.only_baseline == ["arm64"] and cmp.only_patched == []
+
+
+def test_vocabulary_rows_carry_unit_and_practical_threshold() -> None:
+    for key in ("ns_per_page", "p99_ns", "speedup_vs_loop"):  # times / instruction counts
+        assert 0.01 <= METRICS.lookup(key).threshold <= 0.02, key
+    for key in ("compact_stall_per_kreq", "req_compact_fail_max", "partial"):  # pressure
+        assert METRICS.lookup(key).threshold >= 0.05, key
+    assert METRICS.lookup("fill_rate").unit == "fraction"
+    assert METRICS.lookup("fill_rate", case="env").kind is Kind.INFO  # env lines: info only
+    m = delta([0.90, 0.91], [0.99, 1.00])
+    assert m.spec is METRICS.lookup("fill_rate")

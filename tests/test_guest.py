@@ -1,6 +1,10 @@
+import hashlib
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,9 +28,31 @@ def test_cpio_is_readable_by_cpio_tool(tmp_path: Path) -> None:
     assert len(archive.read_bytes()) % 512 == 0
 
 
-def test_cpio_is_deterministic() -> None:
-    entries = [cpio.regular("a", b"1"), cpio.regular("b", b"22")]
-    assert cpio.build_cpio(entries) == cpio.build_cpio(entries)
+ENTRIES_CODE = """
+from harness.boot.guest import cpio
+ENTRIES = [cpio.directory("dev"), cpio.char_device("dev/console", 5, 1),
+           cpio.regular("init", b"#!/bin/sh\\n", 0o755), cpio.regular("b", b"22")]
+"""
+# sha256 of the archive above; it changes only if the format writer changes, which
+# must then be a deliberate change (cached initramfs images would differ).
+GOLDEN_SHA256 = "fd3b36e9bc6035476f12fa909b178da1932884a572bc0a3bd2ebdd1ff5bcde66"
+
+
+def test_cpio_matches_its_golden_digest() -> None:
+    scope: dict[str, Any] = {}
+    exec(ENTRIES_CODE, scope)
+    assert hashlib.sha256(cpio.build_cpio(scope["ENTRIES"])).hexdigest() == GOLDEN_SHA256
+
+
+def test_cpio_does_not_depend_on_the_process(tmp_path: Path) -> None:
+    """Another interpreter, hash seed, umask, time zone and clock give the same bytes."""
+    code = ENTRIES_CODE + "import sys; sys.stdout.buffer.write(cpio.build_cpio(ENTRIES))"
+    env = {**os.environ, "PYTHONHASHSEED": "12345", "TZ": "Pacific/Kiritimati"}
+    out = subprocess.run(
+        ["sh", "-c", 'umask 077; exec "$0" -c "$1"', sys.executable, code],
+        capture_output=True, check=True, env=env, cwd=tmp_path,
+    ).stdout  # fmt: skip
+    assert hashlib.sha256(out).hexdigest() == GOLDEN_SHA256
 
 
 def test_plan_rendering(tmp_path: Path) -> None:

@@ -1,7 +1,9 @@
 """Headline figures are read from the comparison, never invented."""
 
-from harness.report.compare import Direction, Kind, MetricDelta, stats
-from harness.report.headlines import HEADLINES, Show, rows, value
+from harness.report.compare import MetricDelta
+from harness.report.headlines import HEADLINES, Fmt, Headline, Show, rows, value
+from harness.report.metrics import METRICS, Direction, Kind
+from harness.report.stats import stats
 
 
 def delta(case: str, key: str, a: list[float] | None, b: list[float] | None) -> MetricDelta:
@@ -12,27 +14,33 @@ def delta(case: str, key: str, a: list[float] | None, b: list[float] | None) -> 
     )  # fmt: skip
 
 
-def by_show(show: Show):
-    return next(h for h in HEADLINES if h.show is show)
-
-
 def test_each_kind_of_cell() -> None:
-    patched = by_show(Show.PATCHED)
-    both = by_show(Show.BOTH)
-    ratio = by_show(Show.RATIO)
-    versus = by_show(Show.VERSUS)
+    # Headlines made here, not picked from HEADLINES: the assertions cannot be
+    # switched off by someone changing a real headline's format.
+    patched = Headline("p", "s.c1", "fill_rate", Show.PATCHED, Fmt.PCT)
+    baseline = Headline("b", "s.c1", "fill_rate", Show.BASELINE, Fmt.PCT)
+    both = Headline("b", "s.c2", "fill_rate", Show.BOTH, Fmt.PCT)
+    ratio = Headline("r", "s.c3", "ns_per_page_min", Show.RATIO, Fmt.RATIO)
+    versus = Headline("v", "s.c4", "n", Show.VERSUS, Fmt.NUM, other_case="s.c5")
     metrics = [
-        delta(patched.case, patched.key, [0.5, 0.5, 0.5], [1.0, 1.0, 1.0]),
-        delta(both.case, both.key, [0.25, 0.75], [1.0, 1.0]),
-        delta(ratio.case, ratio.key, [100.0], [102.0]),
-        delta(versus.case, versus.key, None, [3.0, 5.0]),
-        delta(versus.other_case, versus.key, None, [40.0]),
+        delta("s.c1", "fill_rate", [0.5, 0.5, 0.5], [1.0, 1.0, 1.0]),
+        delta("s.c2", "fill_rate", [0.25, 0.75], [1.0, 1.0]),
+        delta("s.c3", "ns_per_page_min", [100.0], [102.0]),
+        delta("s.c4", "n", None, [3.0, 5.0]),
+        delta("s.c5", "n", None, [40.0]),
     ]
-    if patched.fmt == "pct":
-        assert value(patched, metrics) == "100.0%"
+    assert value(patched, metrics) == "100.0%"
+    assert value(baseline, metrics) == "50.0%"
     assert value(both, metrics) == "50.0% (25.0%-75.0%) -> 100.0%"
     assert value(ratio, metrics) == "1.02x"
     assert value(versus, metrics) == "4 (3-5) vs 40"
+
+
+def test_every_headline_is_a_known_metric() -> None:
+    # Each headline's key must be a metric the vocabulary knows (a typo would
+    # otherwise show as "n/a" forever).
+    for h in HEADLINES:
+        assert METRICS.lookup(h.key).name != "*", h.key
 
 
 def test_missing_cases_are_na_in_every_column() -> None:

@@ -1,5 +1,8 @@
 """Compare two sets of runs (baseline and patched): statuses, crashes and metrics.
 
+The comparison model only: the statistics are in :mod:`harness.report.stats`, what
+each metric means (direction, kind, unit) in :mod:`harness.report.metrics`.
+
 A side is one or more result directories (or the baseline/patched half of one
 A/B directory); every run of a side is a repetition. Per architecture the
 comparison reports:
@@ -17,9 +20,6 @@ Pure functions on loaded results; rendering is in :mod:`harness.report.render`.
 
 from __future__ import annotations
 
-import enum
-import fnmatch
-import math
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -31,10 +31,18 @@ from harness.analysis.ktap import TestNode, TestStatus
 from harness.record.run import ArchRun, CrashReport
 from harness.record.status import SEVERITY, RunStatus
 from harness.record.store import ResultDir
+from harness.report.metrics import (
+    COUNTERS,
+    METRICS,
+    Direction,
+    Kind,
+    MetricSpec,
+    derived,
+)
+from harness.report.stats import ALPHA, Stats, stats, welch_p
 
 __all__ = [
     "ALPHA",
-    "DIRECTIONS",
     "ArchComparison",
     "Comparison",
     "Direction",
@@ -45,7 +53,9 @@ __all__ = [
     "Side",
     "Stats",
     "compare",
+    "derived",
     "describe",
+    "direction_of",
     "labels",
     "load_runs",
     "sides_from_dirs",
@@ -53,8 +63,6 @@ __all__ = [
     "stats",
     "welch_p",
 ]
-
-ALPHA = 0.05  # Welch's t-test threshold (two-sided)
 
 
 class Refused(Exception):
@@ -65,186 +73,9 @@ class Refused(Exception):
         super().__init__("; ".join(m.text() for m in self.mismatches))
 
 
-# ------------------------------------------------------------------- directions
-
-
-class Direction(enum.StrEnum):
-    HIGHER = "higher is better"
-    LOWER = "lower is better"
-    NEUTRAL = "neutral"
-
-
-class Kind(enum.StrEnum):
-    """How a metric may be read; decides where (and whether) reports show it."""
-
-    COUNT = "count"  # does not depend on host speed: lead with these
-    TIME = "time"  # wall-clock derived; under TCG only ratios mean anything
-    THROUGHPUT = "throughput"  # work done in a fixed duration: scales with host speed
-    RAW = "raw"  # event count that scales with the requests done; see its per-request rate
-    INFO = "info"  # parameters and environment (order, batch, setup sizes, ...)
-
-
-# First match wins (fnmatch on the key). Raw event counters are NEUTRAL because
-# a faster host completes more requests in the same duration_ms and so sees more
-# partials/stalls; their per-request forms (derived below) carry the direction.
-DIRECTIONS: tuple[tuple[str, Direction, Kind], ...] = (
-    ("fill_rate", Direction.HIGHER, Kind.COUNT),  # filled / requests
-    ("partial_rate", Direction.LOWER, Kind.COUNT),  # partial / requests
-    ("failed_rate", Direction.LOWER, Kind.COUNT),  # failed / requests
-    # short requests after which one alloc_pages() succeeded at once, per request
-    ("short_alloc_ok_rate", Direction.LOWER, Kind.COUNT),
-    ("short_alloc_ok", Direction.NEUTRAL, Kind.RAW),
-    ("*_per_kreq", Direction.LOWER, Kind.COUNT),  # stalls per 1000 requests
-    ("oom_kill", Direction.LOWER, Kind.COUNT),
-    ("short", Direction.LOWER, Kind.COUNT),  # bench: bulk calls that returned short
-    ("delta", Direction.LOWER, Kind.COUNT),  # leak_check: pages not given back
-    ("clock_res_ns", Direction.NEUTRAL, Kind.INFO),
-    ("*speedup_vs_loop", Direction.HIGHER, Kind.TIME),
-    ("*_ns", Direction.LOWER, Kind.TIME),  # p50_ns p99_ns max_ns mean_ns
-    ("*ns_per_*", Direction.LOWER, Kind.TIME),  # ns_per_page, free_ns_per_folio_min ...
-    ("requests", Direction.HIGHER, Kind.THROUGHPUT),
-    ("filled", Direction.HIGHER, Kind.THROUGHPUT),
-    ("pages", Direction.HIGHER, Kind.THROUGHPUT),
-    ("folios", Direction.HIGHER, Kind.THROUGHPUT),
-    ("partial", Direction.NEUTRAL, Kind.RAW),
-    ("failed", Direction.NEUTRAL, Kind.RAW),
-    ("compact_*", Direction.NEUTRAL, Kind.RAW),
-    ("req_compact_*", Direction.LOWER, Kind.RAW),  # folio cases: most stalls in one request
-    ("allocstall", Direction.NEUTRAL, Kind.RAW),
-    ("pgalloc", Direction.NEUTRAL, Kind.RAW),
-    ("calls", Direction.NEUTRAL, Kind.RAW),
-    ("oom_deflate*", Direction.NEUTRAL, Kind.RAW),
-    ("ord[0-9]", Direction.NEUTRAL, Kind.RAW),  # folio_mixed: folios per order
-    ("*", Direction.NEUTRAL, Kind.INFO),
-)
-INFO_CASES = frozenset({"env", "setup"})  # metric lines that are not test cases
-# vm event counters print -1 when the kernel lacks them: a missing sample, not a value.
-COUNTERS = frozenset(
-    {"compact_stall", "compact_fail", "compact_success", "allocstall", "pgalloc", "oom_kill"}
-)
-PER_KREQ = ("compact_stall", "compact_fail", "allocstall")
-
-
 def direction_of(key: str, case: str = "") -> tuple[Direction, Kind]:
-    if case in INFO_CASES:
-        return Direction.NEUTRAL, Kind.INFO
-    for pattern, direction, kind in DIRECTIONS:
-        if fnmatch.fnmatchcase(key, pattern):
-            return direction, kind
-    return Direction.NEUTRAL, Kind.INFO
-
-
-def derived(values: Mapping[str, float]) -> dict[str, float]:
-    """Per-request forms of one metric line's counts (host-speed independent)."""
-    requests = values.get("requests")
-    if not requests or requests <= 0:
-        return {}
-    out: dict[str, float] = {}
-    for key in ("filled", "partial", "failed", "short_alloc_ok"):
-        if key in values:
-            name = "fill_rate" if key == "filled" else f"{key}_rate"
-            out[name] = values[key] / requests
-    for key in PER_KREQ:
-        if key in values:
-            out[f"{key}_per_kreq"] = values[key] * 1000.0 / requests
-    return out
-
-
-# ------------------------------------------------------------------------ stats
-
-
-@dataclass
-class Stats:
-    values: list[float]
-
-    @property
-    def n(self) -> int:
-        return len(self.values)
-
-    @property
-    def mean(self) -> float:
-        return math.fsum(self.values) / self.n
-
-    @property
-    def stddev(self) -> float:
-        """Sample standard deviation (n - 1); 0 for a single sample."""
-        if self.n < 2:
-            return 0.0
-        m = self.mean
-        return math.sqrt(math.fsum((v - m) ** 2 for v in self.values) / (self.n - 1))
-
-    @property
-    def pct_stddev(self) -> float | None:
-        return 100.0 * self.stddev / abs(self.mean) if self.mean else None
-
-    @property
-    def lo(self) -> float:
-        return min(self.values)
-
-    @property
-    def hi(self) -> float:
-        return max(self.values)
-
-
-def stats(values: Iterable[float]) -> Stats:
-    return Stats([float(v) for v in values])
-
-
-def _betacf(a: float, b: float, x: float) -> float:
-    # Continued fraction of the incomplete beta function (Numerical Recipes, 6.4).
-    tiny = 1e-300
-    qab, qap, qam = a + b, a + 1.0, a - 1.0
-    c, d = 1.0, 1.0 - qab * x / qap
-    d = 1.0 / (d if abs(d) > tiny else tiny)
-    h = d
-    for m in range(1, 300):
-        m2 = 2 * m
-        for aa in (
-            m * (b - m) * x / ((qam + m2) * (a + m2)),
-            -(a + m) * (qab + m) * x / ((a + m2) * (qap + m2)),
-        ):
-            d = 1.0 + aa * d
-            d = 1.0 / (d if abs(d) > tiny else tiny)
-            c = 1.0 + aa / c
-            c = c if abs(c) > tiny else tiny
-            h *= d * c
-        if abs(d * c - 1.0) < 1e-14:
-            break
-    return h
-
-
-def _betainc(a: float, b: float, x: float) -> float:
-    """Regularised incomplete beta function I_x(a, b)."""
-    if x <= 0.0:
-        return 0.0
-    if x >= 1.0:
-        return 1.0
-    ln_front = (
-        math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
-    )
-    front = math.exp(ln_front)
-    if x < (a + 1.0) / (a + b + 2.0):
-        return front * _betacf(a, b, x) / a
-    return 1.0 - front * _betacf(b, a, 1.0 - x) / b
-
-
-def t_two_sided_p(t: float, df: float) -> float:
-    """Two-sided p-value of Student's t with ``df`` degrees of freedom (exact, no scipy)."""
-    if math.isinf(t):
-        return 0.0
-    return _betainc(df / 2.0, 0.5, df / (df + t * t))
-
-
-def welch_p(a: Stats, b: Stats) -> float | None:
-    """Welch's unequal-variance t-test p-value; None with fewer than 3 samples a side."""
-    if a.n < 3 or b.n < 3:
-        return None
-    va, vb = a.stddev**2 / a.n, b.stddev**2 / b.n
-    if va + vb == 0.0:  # both sides constant: identical or certainly different
-        return 1.0 if a.mean == b.mean else 0.0
-    t = (b.mean - a.mean) / math.sqrt(va + vb)
-    df = (va + vb) ** 2 / (va**2 / (a.n - 1) + vb**2 / (b.n - 1))
-    return t_two_sided_p(t, df)
+    spec = METRICS.lookup(key, case)
+    return spec.better, spec.kind
 
 
 # ---------------------------------------------------------------------- metrics
@@ -266,6 +97,11 @@ class MetricDelta:
     @property
     def name(self) -> str:
         return f"{self.group}.{self.case}" if self.group else self.case
+
+    @property
+    def spec(self) -> MetricSpec:
+        """The vocabulary's row for this metric (unit, practical threshold, ...)."""
+        return METRICS.lookup(self.key, self.case)
 
     @property
     def pct_change(self) -> float | None:
@@ -767,6 +603,8 @@ def describe(delta: MetricDelta) -> dict[str, Any]:
         "key": delta.key,
         "direction": str(delta.direction),
         "kind": str(delta.kind),
+        "unit": delta.spec.unit,
+        "threshold": delta.spec.threshold,
         "baseline": side(delta.a),
         "patched": side(delta.b),
         "pct_change": delta.pct_change,

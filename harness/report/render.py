@@ -20,7 +20,6 @@ from typing import Any
 from harness.fsutil import atomic_write_text
 from harness.report.compare import (
     ALPHA,
-    DIRECTIONS,
     ArchComparison,
     Comparison,
     Direction,
@@ -36,15 +35,12 @@ from harness.report.compare import (
     sides_from_dirs,
 )
 from harness.report.headlines import rows as headline_rows
+from harness.report.metrics import HEADLINE_TIME_KEYS, METRICS, RATE_KEYS
 
 __all__ = ["render_html", "render_markdown", "run_compare", "to_json", "write_reports"]
 
 EXIT_REFUSED = 8
-# Time rows always shown in the Markdown (the benchmark's headline); other time
-# and throughput rows only when significant.
-HEADLINE_TIME_KEYS = frozenset({"ns_per_page", "ns_per_folio"})
 GFP_MODES = ("gfp_kernel_retry_mayfail", "gfp_kernel_noretry", "gfp_nowait", "gfp_kernel")
-RATE_KEYS = frozenset({"fill_rate", "partial_rate", "failed_rate"})
 TCG_NOTE = (
     "TCG (emulation): times are not real-hardware figures; read them only as "
     "patched/baseline ratios and trust the counts."
@@ -319,7 +315,7 @@ def _direction_lines() -> list[str]:
     """LKP-style "which way is better", one line per direction (first match wins)."""
     lines = []
     for direction in Direction:
-        keys = [p for p, d, _ in DIRECTIONS if d is direction and p != "*"]
+        keys = METRICS.named(direction)
         lines.append(f"- {direction}: {', '.join(keys)}")
     return [*lines, "- anything else: neutral (parameters, environment)"]
 

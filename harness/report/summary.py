@@ -15,10 +15,7 @@ from typing import Any
 from harness.analysis.ktap import Metric, TestStatus
 from harness.fsutil import atomic_write_text
 from harness.record.run import ArchRun
-
-STRESS_COLUMNS = ["requests", "filled", "partial", "failed", "p50_ns", "p99_ns", "max_ns",
-                  "compact_stall", "allocstall"]  # fmt: skip
-BENCH_COLUMNS = ["api", "ns_per_page", "ns_per_folio", "free_ns_per_page", "free_ns_per_folio"]
+from harness.report.metrics import BENCH_COLUMNS, INFO_CASES, STRESS_COLUMNS
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -54,7 +51,7 @@ def _suite_counts(run: ArchRun) -> list[list[str]]:
 def _module_metrics(metrics: list[Metric], suite: str) -> dict[str, dict[str, float | str]]:
     cases: dict[str, dict[str, float | str]] = defaultdict(dict)
     for m in metrics:
-        if m.test_path and m.test_path[0] == suite and m.test not in ("env", "setup"):
+        if m.test_path and m.test_path[0] == suite and m.test not in INFO_CASES:
             cases[m.test].update(m.values)
     return cases
 
