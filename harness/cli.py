@@ -14,6 +14,7 @@ from harness import seriescheck
 from harness.ab import run_ab
 from harness.analysis.analyze import analyze
 from harness.boot.accel import probe_cache
+from harness.compare_cmd import run_compare
 from harness.errors import failure
 from harness.kernel.arch import ARCHES
 from harness.kernel.source import from_debian
@@ -24,7 +25,6 @@ from harness.record.junit import write_junit
 from harness.record.run import ArchRun
 from harness.record.status import EXIT_CODES, RunStatus
 from harness.record.store import write_json
-from harness.report.render import run_compare
 from harness.spec import SpecError, load_spec
 
 DEFAULT_SPEC = REPO_ROOT / "configs" / "default.yaml"

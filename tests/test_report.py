@@ -1,4 +1,4 @@
-"""Tests for harness.report.render: Markdown, HTML with SVG, compare.json, and the commands."""
+"""Tests for the comparison reports: Markdown, HTML with SVG, compare.json, and the commands."""
 
 from __future__ import annotations
 
@@ -11,8 +11,11 @@ import pytest
 from runs import BASE, PATCHED, SHA, make_run, write_dir
 
 from harness import cli
+from harness.compare_cmd import run_compare
 from harness.report.compare import compare, sides_from_dirs
-from harness.report.render import render_html, render_markdown, run_compare, svg_batch, svg_fill
+from harness.report.html import render_html
+from harness.report.markdown import render_markdown
+from harness.report.svg import svg_batch, svg_fill
 
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from harness.compare_cmd import run_compare
 from harness.record.run import AbSlot
 from harness.record.status import Accel, ExitReason, Variant
 from harness.record.store import SCHEMA_VERSION, load_json, write_json
 from harness.report.compare import compare, sides_from_dirs
-from harness.report.render import run_compare
 
 
 def test_v1_runs_become_typed_records(v1_ab_dir: Path) -> None:

@@ -15,7 +15,7 @@ comparison reports:
   definition, guest memory/CPUs, kernel command line): :class:`Refused` unless
   forced, in which case the mismatch travels with the result as a warning.
 
-Pure functions on loaded results; rendering is in :mod:`harness.report.render`.
+Pure functions on loaded results; the report is :mod:`harness.report.document`.
 """
 
 from __future__ import annotations

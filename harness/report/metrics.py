@@ -29,6 +29,7 @@ __all__ = [
     "MetricSpec",
     "Vocabulary",
     "derived",
+    "format_value",
 ]
 
 
@@ -145,3 +146,16 @@ def derived(values: Mapping[str, float]) -> dict[str, float]:
         if key in values:
             out[f"{key}_per_kreq"] = values[key] * 1000.0 / requests
     return out
+
+
+def format_value(value: float | None, key: str = "") -> str:
+    """A metric value as the reports write it (rates to 3 decimals)."""
+    if value is None:
+        return "-"
+    if key in RATE_KEYS:
+        return f"{value:.3f}"
+    if value == int(value) and abs(value) < 1e15:
+        return str(int(value))
+    if abs(value) >= 100:
+        return f"{value:.0f}"
+    return f"{value:.3g}" if abs(value) < 10 else f"{value:.1f}"
