@@ -75,6 +75,7 @@ from harness.progress import Reporter
 from harness.record.status import EXIT_CODES, RunStatus, worst
 from harness.record.store import default_meta
 from harness.spec import RunSpec
+from harness.tables import compact_markdown, fixed_width
 
 REPORT_JSON = "series-check.json"
 REPORT_MD = "series-check.md"
@@ -381,11 +382,7 @@ def table_rows(report: SeriesReport, name_width: int = 58) -> list[list[str]]:
 
 def render_table(report: SeriesReport) -> str:
     """Plain fixed-width table for the terminal."""
-    rows = table_rows(report)
-    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip() for r in rows
-    )
+    return fixed_width(table_rows(report))
 
 
 def render_markdown(report: SeriesReport) -> str:
@@ -407,8 +404,7 @@ def render_markdown(report: SeriesReport) -> str:
     if report.config_fragments:
         lines.append(f"- extra config fragments: {', '.join(report.config_fragments)}")
     rows = table_rows(report, name_width=200)
-    lines += ["", "| " + " | ".join(rows[0]) + " |", "|" + " --- |" * len(rows[0])]
-    lines += ["| " + " | ".join(r) + " |" for r in rows[1:]]
+    lines += ["", compact_markdown(rows[0], rows[1:])]
     details = _markdown_details(report)
     if details:
         lines += ["", "## Findings", "", *details]

@@ -3,8 +3,6 @@ tables that also read as plain text; figures and the full metric tables are left
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-
 from harness.report.compare import Comparison
 from harness.report.document import (
     Block,
@@ -18,24 +16,9 @@ from harness.report.document import (
     Warning,
     build_document,
 )
+from harness.tables import markdown_table
 
-__all__ = ["markdown_table", "render_markdown", "to_markdown"]
-
-
-def markdown_table(
-    headers: Sequence[str], rows: Sequence[Sequence[str]], right: Iterable[int] = ()
-) -> str:
-    """A Markdown pipe table padded to fixed width, so it also reads as plain text."""
-    right = set(right)
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-
-    def line(cells: Sequence[str]) -> str:
-        pairs = enumerate(zip(cells, widths, strict=True))
-        padded = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in pairs]
-        return "| " + " | ".join(padded) + " |"
-
-    rule = ["-" * (w + 1) + ":" if i in right else "-" * (w + 2) for i, w in enumerate(widths)]
-    return "\n".join([line(headers), "|" + "|".join(rule) + "|", *map(line, rows)])
+__all__ = ["render_markdown", "to_markdown"]
 
 
 def _block(block: Block) -> list[str]:

@@ -8,7 +8,6 @@ figures as fixed-width tables that read well in a mail.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,17 +15,7 @@ from harness.analysis.ktap import Metric, TestStatus
 from harness.fsutil import atomic_write_text
 from harness.record.run import ArchRun
 from harness.report.metrics import BENCH_COLUMNS, INFO_CASES, STRESS_COLUMNS
-
-
-def _table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
-
-    def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
-
-    return [line(headers), "|" + "|".join("-" * (w + 2) for w in widths) + "|"] + [
-        line(r) for r in rows
-    ]
+from harness.tables import markdown_table
 
 
 def _fmt(value: float | str | None) -> str:
@@ -71,7 +60,10 @@ def _arch_section(run: ArchRun) -> list[str]:
         out += [f"- note: {note}" for note in run.boot.notes]
     out.append("")
     if rows := _suite_counts(run):
-        out += [*_table(["suite", "status", "pass", "fail", "skip/xfail", "crash"], rows), ""]
+        out += [
+            markdown_table(["suite", "status", "pass", "fail", "skip/xfail", "crash"], rows),
+            "",
+        ]
     for crash in run.crashes:
         where = f" in {crash.test}" if crash.test else ""
         out.append(f"- **{crash.kind}**{where}: `{crash.title}` (console line {crash.line})")
@@ -81,12 +73,12 @@ def _arch_section(run: ArchRun) -> list[str]:
     if stress:
         rows = [[case, *(_fmt(v.get(k)) for k in STRESS_COLUMNS)] for case, v in stress.items()]
         out += ["kbulk_stress (counts are per case; latencies in ns):", ""]
-        out += [*_table(["case", *STRESS_COLUMNS], rows), ""]
+        out += [markdown_table(["case", *STRESS_COLUMNS], rows), ""]
     bench = _module_metrics(run.metrics, "kbulk_bench")
     if bench:
         rows = [[case, *(_fmt(v.get(k)) for k in BENCH_COLUMNS)] for case, v in bench.items()]
         out += ["kbulk_bench (under TCG compare ratios only, not absolute times):", ""]
-        out += [*_table(["case", *BENCH_COLUMNS], rows), ""]
+        out += [markdown_table(["case", *BENCH_COLUMNS], rows), ""]
     return out
 
 
