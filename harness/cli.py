@@ -12,14 +12,13 @@ from pathlib import Path
 from harness import doctor as doctor_mod
 from harness import seriescheck
 from harness.ab import run_ab
-from harness.analysis.analyze import analyze
 from harness.boot.accel import probe_cache
 from harness.compare_cmd import run_compare
 from harness.errors import failure
 from harness.kernel.arch import ARCHES
 from harness.kernel.source import from_debian
 from harness.paths import REPO_ROOT, cache_root
-from harness.pipeline import Pipeline, RunOptions, validate_suites
+from harness.pipeline import Pipeline, RunOptions, run_from_console, validate_suites
 from harness.progress import Reporter
 from harness.record.junit import write_junit
 from harness.record.run import ArchRun
@@ -300,16 +299,11 @@ def cmd_parse(args: argparse.Namespace, reporter: Reporter) -> int:
         reporter.error(f"{args.log}: {e.strerror}")
         return 2
     try:
-        found = analyze(text.splitlines(), None, [])
+        run = run_from_console(args.arch, text.splitlines(), str(args.log))
     except Exception as e:
         failed = failure(e)
         reporter.error(failed.message)
         return EXIT_CODES[failed.status]
-    run = ArchRun(
-        args.arch, "unknown", found.status, ktap=found.ktap, crashes=found.crashes,
-        metrics=found.metrics, message=found.message, module_steps=found.module_steps,
-        console_log=str(args.log),
-    )  # fmt: skip
     meta = {"command_line": sys.argv, "parsed_log": str(args.log)}
     if args.json:
         write_json(args.json, [run], meta)
@@ -317,7 +311,7 @@ def cmd_parse(args: argparse.Namespace, reporter: Reporter) -> int:
         write_junit(args.junit, [run])
     _print_tree(reporter, run)
     _print_summary(reporter, [run])
-    return EXIT_CODES[found.status]
+    return EXIT_CODES[run.status]
 
 
 def _print_tree(reporter: Reporter, run: ArchRun) -> None:

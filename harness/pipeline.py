@@ -1,8 +1,11 @@
-"""The run pipeline: source -> patched tree -> config -> build -> guest -> boot -> results.
+"""The run pipeline: source -> patched tree -> config -> build -> boot -> analysis -> record.
 
-Each stage returns a typed record; a failure at any stage becomes a classified
-ArchRun (build failure, config error, crash, timeout, infra error) that is
-written to the result directory at once, and the next architecture still runs.
+Each stage returns its own typed record (BuildInfo from the build, BootInfo and
+the console from the Booter, the Analysis of the console) and the pipeline
+assembles the ArchRun from them. A failure at any stage becomes a classified
+ArchRun through errors.failure(), written to the result directory at once,
+and the next architecture still runs. choose_booter() is where the boot stage
+is picked (QEMU today).
 """
 
 from __future__ import annotations
@@ -389,3 +392,13 @@ def validate_suites(glob: str) -> str:
             f"--suites {shlex.quote(glob)}: only letters, digits and _ * ? . - [ ] are allowed"
         )
     return glob
+
+
+def run_from_console(arch: str, lines: list[str], console_log: str) -> ArchRun:
+    """`kbulk parse`: the run record of a saved console (how it ended is unknown)."""
+    found = analyze(lines, None, [])
+    return ArchRun(
+        arch, "unknown", found.status, ktap=found.ktap, crashes=found.crashes,
+        metrics=found.metrics, message=found.message, module_steps=found.module_steps,
+        console_log=console_log,
+    )  # fmt: skip

@@ -1,4 +1,4 @@
-"""Shared fixtures: result directories written by older harness versions, and a reporter."""
+"""Shared fixtures: result directories written by older harness versions; no fsync."""
 
 from __future__ import annotations
 
@@ -6,8 +6,6 @@ import shutil
 from pathlib import Path
 
 import pytest
-
-from harness.progress import Reporter
 
 DATA = Path(__file__).parent / "data"
 
@@ -21,5 +19,7 @@ def v1_ab_dir(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def reporter() -> Reporter:
-    return Reporter(quiet=True)
+def no_fsync(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Skip fsync in tests that write many small result files (durability is tested
+    in test_results; here it only costs time)."""
+    monkeypatch.setattr("harness.fsutil.os.fsync", lambda fd: None)

@@ -22,6 +22,8 @@ from harness.record.run import BuildInfo
 from harness.record.status import EXIT_CODES, RunStatus
 from harness.spec import load_spec
 
+pytestmark = pytest.mark.usefixtures("no_fsync")
+
 CASES: list[tuple[BaseException, RunStatus]] = [
     (SourceError("no source"), RunStatus.INFRA_ERROR),
     (PatchError("0001 does not apply"), RunStatus.PATCH_FAILURE),
@@ -162,9 +164,3 @@ def test_unexpected_error_points_to_its_traceback(
     log = results.path / "harness-error.log"
     assert run.message.startswith("internal error: ZeroDivisionError: oops")
     assert str(log) in run.message and "Traceback" in log.read_text()
-
-
-@pytest.fixture(autouse=True)
-def _no_fsync(monkeypatch: pytest.MonkeyPatch) -> None:
-    # Durability is tested elsewhere; here it only costs time (many tiny result files).
-    monkeypatch.setattr("harness.fsutil.os.fsync", lambda fd: None)
