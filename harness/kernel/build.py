@@ -10,6 +10,7 @@ baseline and the patched tree, and reruns with nothing changed do no work.
 from __future__ import annotations
 
 import contextlib
+import enum
 import fcntl
 import hashlib
 import os
@@ -44,6 +45,11 @@ class BuildError(HarnessError):
     status = RunStatus.CONFIG_ERROR
 
 
+class BuildStage(enum.StrEnum):
+    CONFIG = "config"  # configuring (defconfig, merge_config.sh, olddefconfig, verification)
+    BUILD = "build"  # make of the image, vmlinux and modules
+
+
 @dataclass
 class BuildResult:
     arch: str
@@ -58,7 +64,7 @@ class BuildResult:
     vmlinux: Path | None = None
     config_mismatches: list[Mismatch] = field(default_factory=list)
     make_argv: list[str] = field(default_factory=list)  # the kernel build, targets included
-    stage: str = "build"  # "config" or "build": what failed
+    stage: BuildStage = BuildStage.BUILD  # what failed
 
     @property
     def reproducer(self) -> str:
@@ -253,11 +259,11 @@ class KernelBuilder:
         try:
             mismatches = self.configure(log)
         except BuildError as e:
-            result.stage, result.first_error = "config", str(e)
+            result.stage, result.first_error = BuildStage.CONFIG, str(e)
             result.duration = time.monotonic() - start
             return result
         if mismatches:
-            result.stage = "config"
+            result.stage = BuildStage.CONFIG
             result.config_mismatches = mismatches
             result.duration = time.monotonic() - start
             return result

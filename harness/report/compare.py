@@ -20,6 +20,7 @@ Pure functions on loaded results; the report is :mod:`harness.report.document`.
 
 from __future__ import annotations
 
+import enum
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -68,7 +69,7 @@ __all__ = [
 class Refused(Exception):
     """The runs differ in more than the kernel; ``mismatches`` says how."""
 
-    def __init__(self, mismatches: Sequence[Mismatch]) -> None:
+    def __init__(self, mismatches: Sequence[Difference]) -> None:
         self.mismatches = list(mismatches)
         super().__init__("; ".join(m.text() for m in self.mismatches))
 
@@ -323,13 +324,21 @@ def facts(loaded: LoadedRun) -> dict[str, str | None]:
 WARN_ONLY = frozenset({"host"})
 
 
+class Severity(enum.StrEnum):
+    """What a difference between the sides (other than the kernel) means for the comparison."""
+
+    REFUSE = "refuse"  # not comparable unless --force
+    WARN = "warn"  # comparable, with a warning (e.g. another host: counts hold, times do not)
+    NOTE = "note"  # expected (e.g. series-only config fragments)
+
+
 @dataclass
-class Mismatch:
+class Difference:
     arch: str
     field: str
     a: list[str]
     b: list[str]
-    severity: str  # "refuse", "warn" or "note" (expected, e.g. series-only config)
+    severity: Severity
     why: str = ""
 
     def text(self) -> str:
@@ -344,7 +353,7 @@ def _distinct(values: Iterable[str | None]) -> list[str]:
     return sorted({v for v in values if v is not None})
 
 
-def check_comparable(arch: str, a: list[LoadedRun], b: list[LoadedRun]) -> list[Mismatch]:
+def check_comparable(arch: str, a: list[LoadedRun], b: list[LoadedRun]) -> list[Difference]:
     fa, fb = [facts(r) for r in a], [facts(r) for r in b]
     series_differs = {r.patched for r in a} != {r.patched for r in b}
     mismatches = []
@@ -354,7 +363,7 @@ def check_comparable(arch: str, a: list[LoadedRun], b: list[LoadedRun]) -> list[
             continue
         if not va or not vb:  # not recorded on one side (older results): cannot check
             continue
-        severity, why = ("warn" if name in WARN_ONLY else "refuse"), ""
+        severity, why = (Severity.WARN if name in WARN_ONLY else Severity.REFUSE), ""
         if len(va) > 1 or len(vb) > 1:
             why = "the repetitions of one side differ"
         elif (
@@ -362,8 +371,8 @@ def check_comparable(arch: str, a: list[LoadedRun], b: list[LoadedRun]) -> list[
         ):
             # The same run definition adds series_fragments (the series' own KUnit
             # symbols) to patched builds only, so their config hash must differ.
-            severity, why = "note", "expected: series_fragments apply to patched builds only"
-        mismatches.append(Mismatch(arch, name, va, vb, severity, why))
+            severity, why = Severity.NOTE, "expected: series_fragments apply to patched builds only"
+        mismatches.append(Difference(arch, name, va, vb, severity, why))
     return mismatches
 
 
@@ -393,7 +402,7 @@ class ArchComparison:
     tests: list[StatusChange]
     new_crashes: list[CrashReport]
     gone_crashes: list[CrashReport]
-    mismatches: list[Mismatch]
+    mismatches: list[Difference]
 
     @property
     def status_a(self) -> list[str]:
@@ -464,12 +473,12 @@ class Comparison:
     command_line: list[str] = field(default_factory=list)
 
     @property
-    def mismatches(self) -> list[Mismatch]:
+    def mismatches(self) -> list[Difference]:
         return [m for a in self.arches for m in a.mismatches]
 
     @property
-    def refused(self) -> list[Mismatch]:
-        return [m for m in self.mismatches if m.severity == "refuse"]
+    def refused(self) -> list[Difference]:
+        return [m for m in self.mismatches if m.severity is Severity.REFUSE]
 
     def regressions(self) -> list[str]:
         return [r for a in self.arches for r in a.regressions()]

@@ -294,7 +294,7 @@ def _comparability(cmp: Comparison) -> Section:
             "baseline and patched runs match in accelerator, config, run definition, "
             "guest memory/CPUs, kernel command line and host."
         )])  # fmt: skip
-    rows = [[m.arch, m.field, ", ".join(m.a), ", ".join(m.b), m.severity, m.why]
+    rows = [[m.arch, m.field, ", ".join(m.a), ", ".join(m.b), str(m.severity), m.why]
             for m in cmp.mismatches]  # fmt: skip
     return Section("Comparability", 2, [Table(MISMATCH_HEADERS, rows)])
 
