@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.boot.accel import Verdict
 from harness.boot.qemu import kvm_device_usable, qemu_version
 from harness.kernel.arch import ARCHES, HOST_PACKAGES
 
@@ -74,7 +76,7 @@ def install_line(checks: list[Check]) -> str | None:
     return "sudo apt-get install -y " + " ".join(missing)
 
 
-def kvm_summary(cache_verdicts: dict[str, dict[str, str]]) -> str:
+def kvm_summary(cache_verdicts: Mapping[str, Verdict]) -> str:
     usable, why = kvm_device_usable()
     if not usable:
         return f"KVM: not available ({why}); guests run under TCG"
@@ -83,7 +85,7 @@ def kvm_summary(cache_verdicts: dict[str, dict[str, str]]) -> str:
             "KVM: /dev/kvm opens; not yet proven by a probe boot (the first `kbulk run` probes it)"
         )
     lines = [
-        f"KVM probe [{key.split('|')[2]}]: {v['accel']} — {v['reason']}"
+        f"KVM probe [{key.split('|')[2]}]: {v.accel} — {v.reason}"
         for key, v in cache_verdicts.items()
     ]
     return "\n".join(lines)

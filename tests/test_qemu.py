@@ -1,7 +1,9 @@
+import json
 from pathlib import Path
 
 import pytest
 
+from harness.boot.accel import ProbeCache, Verdict
 from harness.boot.qemu import Accel, BootSpec, qemu_command
 from harness.kernel.arch import ARCHES, get_arch
 
@@ -71,3 +73,16 @@ def test_icount_run_skips_the_kvm_probe(tmp_path: Path) -> None:
         )
         assert verdict.accel == Accel.TCG_ICOUNT and "icount" in verdict.reason
     assert not (tmp_path / "accel-probe.json").exists()
+
+
+def test_probe_cache_keeps_typed_verdicts_in_the_old_file_format(tmp_path: Path) -> None:
+    path = tmp_path / "accel-probe.json"
+    cache = ProbeCache.load(path)
+    assert cache.verdicts == {}
+    cache.put(ARCHES["x86_64"], Verdict(Accel.TCG, "probe boot failed"))
+    (raw,) = json.loads(path.read_text()).values()
+    assert raw == {"accel": "tcg", "reason": "probe boot failed"}  # the format before typing
+    again = ProbeCache.load(path)
+    assert again.get(ARCHES["x86_64"]) == Verdict(Accel.TCG, "probe boot failed")
+    path.write_text("{not json")
+    assert ProbeCache.load(path).verdicts == {}

@@ -9,16 +9,19 @@ release, QEMU version and arch; `kbulk doctor --forget-kvm` forgets it.
 
 from __future__ import annotations
 
+import json
+import platform
 import re
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.boot.console import ExitReason, run_console
 from harness.boot.guest.initramfs import build_initramfs
 from harness.boot.guest.markers import INIT_START
-from harness.boot.qemu import BootSpec, ProbeCache, kvm_device_usable, qemu_command
+from harness.boot.qemu import BootSpec, kvm_device_usable, qemu_command, qemu_version
+from harness.fsutil import atomic_write_text
 from harness.kernel.arch import Arch
 from harness.progress import Reporter
 from harness.record.status import Accel
@@ -31,6 +34,37 @@ _INIT_STARTED = re.compile(re.escape(INIT_START))
 class Verdict:
     accel: Accel
     reason: str
+
+
+@dataclass
+class ProbeCache:
+    """Earlier KVM probe verdicts, per host, kernel release, arch and QEMU version."""
+
+    path: Path
+    verdicts: dict[str, Verdict] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, path: Path) -> ProbeCache:
+        try:
+            raw = json.loads(path.read_text())
+            return cls(
+                path, {k: Verdict(Accel(v["accel"]), str(v["reason"])) for k, v in raw.items()}
+            )
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return cls(path)
+
+    @staticmethod
+    def key(arch: Arch) -> str:
+        uname = platform.uname()
+        return "|".join([uname.node, uname.release, arch.name, qemu_version(arch.qemu_binary)])
+
+    def get(self, arch: Arch) -> Verdict | None:
+        return self.verdicts.get(self.key(arch))
+
+    def put(self, arch: Arch, verdict: Verdict) -> None:
+        self.verdicts[self.key(arch)] = verdict
+        data = {k: {"accel": str(v.accel), "reason": v.reason} for k, v in self.verdicts.items()}
+        atomic_write_text(self.path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def probe_cache(cache: Path) -> ProbeCache:
@@ -91,11 +125,11 @@ def choose(
     probes = probe_cache(cache)
     cached = probes.get(arch)
     if cached:
-        return Verdict(Accel(cached["accel"]), cached["reason"] + " (cached verdict)")
+        return Verdict(cached.accel, cached.reason + " (cached verdict)")
     with reporter.step(f"KVM probe boot ({arch.name})") as step:
         verdict = probe_kvm(arch, kernel, cache)
         step.outcome = verdict.accel
-    probes.put(arch, {"accel": verdict.accel, "reason": verdict.reason})
+    probes.put(arch, verdict)
     if verdict.accel == Accel.TCG:
         reporter.warn(verdict.reason)
     return verdict

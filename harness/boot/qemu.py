@@ -6,16 +6,13 @@ whether /dev/kvm opens, and the cache of earlier KVM probe verdicts.
 
 from __future__ import annotations
 
-import json
 import os
-import platform
 import shlex
 import shutil
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from harness.fsutil import atomic_write_text
 from harness.kernel.arch import Arch
 from harness.record.status import Accel
 
@@ -80,28 +77,3 @@ def kvm_device_usable() -> tuple[bool, str]:
         return False, f"/dev/kvm: {e.strerror}"
     os.close(fd)
     return True, "/dev/kvm opens"
-
-
-@dataclass
-class ProbeCache:
-    path: Path
-    verdicts: dict[str, dict[str, str]] = field(default_factory=dict)  # key -> accel, reason
-
-    @classmethod
-    def load(cls, path: Path) -> ProbeCache:
-        try:
-            return cls(path, json.loads(path.read_text()))
-        except (OSError, ValueError):
-            return cls(path)
-
-    @staticmethod
-    def key(arch: Arch) -> str:
-        uname = platform.uname()
-        return "|".join([uname.node, uname.release, arch.name, qemu_version(arch.qemu_binary)])
-
-    def get(self, arch: Arch) -> dict[str, str] | None:
-        return self.verdicts.get(self.key(arch))
-
-    def put(self, arch: Arch, verdict: dict[str, str]) -> None:
-        self.verdicts[self.key(arch)] = verdict
-        atomic_write_text(self.path, json.dumps(self.verdicts, indent=2, sort_keys=True) + "\n")
