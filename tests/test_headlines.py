@@ -47,3 +47,14 @@ def test_missing_cases_are_na_in_every_column() -> None:
     table = rows([("x86_64", []), ("arm64", [])])
     assert len(table) == len(HEADLINES)
     assert all(row[1:] == ["n/a", "n/a"] for row in table)
+
+
+def test_cell_format_comes_from_the_vocabulary() -> None:
+    def h(key: str, show: Show) -> Headline:
+        return Headline("x", "s.c", key, show)
+
+    assert h("fill_rate", Show.BOTH).format is Fmt.PCT  # unit: fraction
+    assert h("speedup_vs_loop", Show.PATCHED).format is Fmt.RATIO  # unit: x
+    assert h("p99_ns", Show.RATIO).format is Fmt.RATIO  # a ratio whatever the unit
+    assert h("req_compact_fail_max", Show.VERSUS).format is Fmt.NUM
+    assert Headline("x", "s.c", "fill_rate", Show.BOTH, Fmt.NUM).format is Fmt.NUM  # explicit

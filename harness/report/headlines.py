@@ -15,7 +15,9 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from harness.report.compare import MetricDelta, Stats
+from harness.report.compare import MetricDelta
+from harness.report.metrics import METRICS
+from harness.report.stats import Stats
 
 
 class Show(enum.StrEnum):
@@ -38,8 +40,18 @@ class Headline:
     case: str  # "<module>.<case>", as in the report's tables
     key: str
     show: Show
-    fmt: Fmt
+    fmt: Fmt | None = None  # None: from the metric vocabulary (see .format)
     other_case: str | None = None  # Show.VERSUS
+
+    @property
+    def format(self) -> Fmt:
+        """How the cells are written: a ratio for Show.RATIO, else by the metric's unit."""
+        if self.fmt is not None:
+            return self.fmt
+        unit = METRICS.lookup(self.key).unit
+        if self.show is Show.RATIO or unit == "x":
+            return Fmt.RATIO
+        return Fmt.PCT if unit == "fraction" else Fmt.NUM
 
 
 STRESS = "kbulk_stress"
@@ -48,89 +60,87 @@ BENCH = "kbulk_bench"
 HEADLINES: tuple[Headline, ...] = (
     Headline(
         "GFP_KERNEL order-0 under pressure: requests filled (patched)",
-        f"{STRESS}.gfp_kernel_order0", "fill_rate", Show.PATCHED, Fmt.PCT,
+        f"{STRESS}.gfp_kernel_order0", "fill_rate", Show.PATCHED,
     ),
     Headline(
         "same load: partial returns (baseline)",
-        f"{STRESS}.gfp_kernel_order0", "partial_rate", Show.BASELINE, Fmt.PCT,
+        f"{STRESS}.gfp_kernel_order0", "partial_rate", Show.BASELINE,
     ),
     Headline(
         "__GFP_RETRY_MAYFAIL order-0 requests filled",
-        f"{STRESS}.gfp_kernel_retry_mayfail_order0", "fill_rate", Show.BOTH, Fmt.PCT,
+        f"{STRESS}.gfp_kernel_retry_mayfail_order0", "fill_rate", Show.BOTH,
     ),
     Headline(
         "__GFP_RETRY_MAYFAIL order-0: requests short although one alloc_pages() "
         "succeeds right after",
         f"{STRESS}.gfp_kernel_retry_mayfail_order0", "short_alloc_ok_rate", Show.BOTH,
-        Fmt.PCT,
     ),
     Headline(
         "__GFP_RETRY_MAYFAIL, 16 order-2 blocks (7.2: a loop of alloc_pages()): requests filled",
-        f"{STRESS}.gfp_kernel_retry_mayfail_order2", "fill_rate", Show.BOTH, Fmt.PCT,
+        f"{STRESS}.gfp_kernel_retry_mayfail_order2", "fill_rate", Show.BOTH,
     ),
     Headline(
         "same: requests short although one alloc_pages() succeeds right after",
         f"{STRESS}.gfp_kernel_retry_mayfail_order2", "short_alloc_ok_rate", Show.BOTH,
-        Fmt.PCT,
     ),
     Headline(
         "__GFP_NORETRY order-0 requests filled (opportunistic in both)",
-        f"{STRESS}.gfp_kernel_noretry_order0", "fill_rate", Show.BOTH, Fmt.PCT,
+        f"{STRESS}.gfp_kernel_noretry_order0", "fill_rate", Show.BOTH,
     ),
     Headline(
         "GFP_NOWAIT order-0 requests filled (opportunistic in both)",
-        f"{STRESS}.gfp_nowait_order0", "fill_rate", Show.BOTH, Fmt.PCT,
+        f"{STRESS}.gfp_nowait_order0", "fill_rate", Show.BOTH,
     ),
     Headline(
         "control: alloc_page() loop (no bulk call), ns/page patched/baseline",
-        f"{BENCH}.order0_single_loop", "ns_per_page_min", Show.RATIO, Fmt.RATIO,
+        f"{BENCH}.order0_single_loop", "ns_per_page_min", Show.RATIO,
     ),
     Headline(
         "order-0 bulk, batch 64: ns/page patched/baseline (best repetition)",
-        f"{BENCH}.order0_batch64", "ns_per_page_min", Show.RATIO, Fmt.RATIO,
+        f"{BENCH}.order0_batch64", "ns_per_page_min", Show.RATIO,
     ),
     Headline(
         "order-0 bulk, batch 1: ns/page patched/baseline (best repetition)",
-        f"{BENCH}.order0_batch1", "ns_per_page_min", Show.RATIO, Fmt.RATIO,
+        f"{BENCH}.order0_batch1", "ns_per_page_min", Show.RATIO,
     ),
     Headline(
         "order-0 bulk, batch 512: ns/page patched/baseline (best repetition)",
-        f"{BENCH}.order0_batch512", "ns_per_page_min", Show.RATIO, Fmt.RATIO,
+        f"{BENCH}.order0_batch512", "ns_per_page_min", Show.RATIO,
     ),
     Headline(
         "order-4 alloc_pages_bulk_order() vs loop of alloc_pages(4): speed-up per folio",
-        f"{BENCH}.order4_bulk", "speedup_vs_loop", Show.PATCHED, Fmt.RATIO,
+        f"{BENCH}.order4_bulk", "speedup_vs_loop", Show.PATCHED,
     ),
     Headline(
         "same: p99 latency per 16 blocks, loop p99 / bulk p99 (>= 1: tail no worse)",
-        f"{BENCH}.order4_bulk", "p99_speedup_vs_loop", Show.PATCHED, Fmt.RATIO,
+        f"{BENCH}.order4_bulk", "p99_speedup_vs_loop", Show.PATCHED,
     ),
     Headline(
         "order-4 GFP_KERNEL under pressure: request p99, patched bulk / baseline loop",
-        f"{STRESS}.gfp_kernel_order4", "p99_ns", Show.RATIO, Fmt.RATIO,
+        f"{STRESS}.gfp_kernel_order4", "p99_ns", Show.RATIO,
     ),
     Headline(
         "folios up to order 9, GFP_KERNEL: compaction failures per 1000 requests, "
         "folio_alloc_bulk() vs per-folio loop (patched)",
-        f"{STRESS}.gfp_kernel_folio_mixed", "compact_fail_per_kreq", Show.VERSUS, Fmt.NUM,
+        f"{STRESS}.gfp_kernel_folio_mixed", "compact_fail_per_kreq", Show.VERSUS,
         other_case=f"{STRESS}.gfp_kernel_folio_loop",
     ),
     Headline(
         "same: most compaction failures in one request, folio_alloc_bulk() vs loop (patched)",
-        f"{STRESS}.gfp_kernel_folio_mixed", "req_compact_fail_max", Show.VERSUS, Fmt.NUM,
+        f"{STRESS}.gfp_kernel_folio_mixed", "req_compact_fail_max", Show.VERSUS,
         other_case=f"{STRESS}.gfp_kernel_folio_loop",
     ),
     Headline(
         "folios up to order 9, __GFP_NORETRY: most compaction stalls in one request, "
         "folio_alloc_bulk() vs loop (patched)",
         f"{STRESS}.gfp_kernel_noretry_folio_mixed", "req_compact_stall_max", Show.VERSUS,
-        Fmt.NUM, other_case=f"{STRESS}.gfp_kernel_noretry_folio_loop",
+        other_case=f"{STRESS}.gfp_kernel_noretry_folio_loop",
     ),
     Headline(
         "folios up to order 9, __GFP_NORETRY: most compaction failures in one request, "
         "folio_alloc_bulk() vs loop (patched)",
         f"{STRESS}.gfp_kernel_noretry_folio_mixed", "req_compact_fail_max", Show.VERSUS,
-        Fmt.NUM, other_case=f"{STRESS}.gfp_kernel_noretry_folio_loop",
+        other_case=f"{STRESS}.gfp_kernel_noretry_folio_loop",
     ),
 )  # fmt: skip
 
@@ -162,13 +172,13 @@ def value(headline: Headline, metrics: Sequence[MetricDelta]) -> str:
     m = _find(metrics, headline.case, headline.key)
     match headline.show:
         case Show.PATCHED:
-            return _stats(m.b if m else None, headline.fmt)
+            return _stats(m.b if m else None, headline.format)
         case Show.BASELINE:
-            return _stats(m.a if m else None, headline.fmt)
+            return _stats(m.a if m else None, headline.format)
         case Show.BOTH:
             if m is None:
                 return "n/a"
-            return f"{_stats(m.a, headline.fmt)} -> {_stats(m.b, headline.fmt)}"
+            return f"{_stats(m.a, headline.format)} -> {_stats(m.b, headline.format)}"
         case Show.RATIO:
             ratio = m.ratio if m else None
             return "n/a" if ratio is None else _fmt(ratio, Fmt.RATIO)
@@ -176,8 +186,8 @@ def value(headline: Headline, metrics: Sequence[MetricDelta]) -> str:
             other = _find(metrics, headline.other_case or "", headline.key)
             if m is None and other is None:
                 return "n/a"
-            mine = _stats(m.b if m else None, headline.fmt)
-            theirs = _stats(other.b if other else None, headline.fmt)
+            mine = _stats(m.b if m else None, headline.format)
+            theirs = _stats(other.b if other else None, headline.format)
             return f"{mine} vs {theirs}"
 
 
