@@ -24,13 +24,22 @@ class HarnessError(Exception):
 
     status: ClassVar[RunStatus] = RunStatus.INFRA_ERROR
 
+    @property
+    def run_status(self) -> RunStatus:
+        """The status of a run this error stopped (the class's, unless decided at raise)."""
+        return type(self).status
+
 
 class StageError(HarnessError):
     """A stage failed with a status decided where it failed (e.g. build vs config)."""
 
     def __init__(self, status: RunStatus, message: str) -> None:
         super().__init__(message)
-        self.run_status = status
+        self._status = status
+
+    @property
+    def run_status(self) -> RunStatus:
+        return self._status
 
 
 INTERRUPTED = "interrupted (Ctrl-C or SIGTERM); the console log so far is kept"
@@ -45,10 +54,8 @@ class Failure:
 
 def failure(exc: BaseException, traceback_log: Path | None = None) -> Failure:
     """The run status and message for ``exc`` (the only exception -> status mapping)."""
-    if isinstance(exc, StageError):
-        return Failure(exc.run_status, str(exc))
     if isinstance(exc, HarnessError):
-        return Failure(type(exc).status, str(exc))
+        return Failure(exc.run_status, str(exc))
     if isinstance(exc, KeyboardInterrupt | SystemExit):
         return Failure(RunStatus.INFRA_ERROR, INTERRUPTED, interrupted=True)
     message = f"internal error: {type(exc).__name__}: {exc}"
