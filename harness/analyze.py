@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.console import ExitReason
-from harness.crash import find_crashes
+from harness.crash import find_crashes, running_test
 from harness.guest.markers import INIT_START, STEP_BEGIN, STEP_END
 from harness.ktap import KtapDocument, TestStatus, metrics_from, parse_console
 from harness.results import NON_FATAL_KINDS, CrashReport, RunStatus, status_from_tests
@@ -62,7 +62,9 @@ def analyze(lines: list[str], reason: ExitReason | None, expect_modules: list[st
         where = f" during {first.test}" if first.test else ""
         return done(RunStatus.CRASH, f"{first.kind}{where}: {first.title}")
     if reason in (ExitReason.TIMEOUT, ExitReason.INACTIVITY):
-        running = _running_test(doc)
+        # Named as crash reports name it (step framing, KTAP position); the tree's
+        # first crashed leaf only when the console says nothing about it.
+        running = running_test(lines) or _running_test(doc)
         what = "no console output" if reason == ExitReason.INACTIVITY else "overall timeout"
         where = f" while {running} was running" if running else ""
         if not lines:

@@ -311,8 +311,15 @@ def cmd_parse(args: argparse.Namespace, reporter: Reporter) -> int:
     if args.junit:
         write_junit(args.junit, [run])
     _print_tree(reporter, run)
+    for warning in found.ktap.warnings[:_MAX_SHOWN_WARNINGS]:  # all of them are in --json
+        reporter.warn(warning)
+    if len(found.ktap.warnings) > _MAX_SHOWN_WARNINGS:
+        reporter.warn(f"... {len(found.ktap.warnings) - _MAX_SHOWN_WARNINGS} more parse warnings")
     _print_summary(reporter, [run])
     return EXIT_CODES[found.status]
+
+
+_MAX_SHOWN_WARNINGS = 20
 
 
 def _print_tree(reporter: Reporter, run: ArchRun) -> None:

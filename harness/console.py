@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pexpect
 
+from harness.crash import crash_kind
 from harness.guest.markers import INIT_DONE
 
 _PR_SET_PDEATHSIG = 1
-_PANIC = re.compile(r"Kernel panic - not syncing")
 # After the guest said it is done (or panicked), QEMU should exit within this.
 _EXIT_GRACE_SECONDS = 30.0
 
@@ -92,7 +92,10 @@ def run_console(
                     result.reason = ExitReason.TIMEOUT
                     break
                 wait = min(inactivity_timeout, limit - now)
-                index = child.expect(["\n", pexpect.EOF, pexpect.TIMEOUT], timeout=wait)
+                # expect_exact: a plain-string search of the new data only; a regex
+                # pattern makes pexpect copy and rescan the whole pending line on every
+                # read, which is quadratic in the length of a long line.
+                index = child.expect_exact(["\n", pexpect.EOF, pexpect.TIMEOUT], timeout=wait)
                 if index == 0:
                     line = child.before.rstrip("\r")
                     if result.first_output_after is None:
@@ -105,7 +108,7 @@ def run_console(
                     if INIT_DONE in line:
                         result.saw_done = True
                         finish_by = time.monotonic() + _EXIT_GRACE_SECONDS
-                    elif _PANIC.search(line) and finish_by is None:
+                    elif finish_by is None and crash_kind(line) == "panic":
                         finish_by = time.monotonic() + _EXIT_GRACE_SECONDS
                     if stop_pattern is not None and stop_pattern.search(line):
                         result.reason = ExitReason.MARKER
