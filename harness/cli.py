@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import sys
@@ -120,8 +121,20 @@ def _add_kernel_options(p: argparse.ArgumentParser) -> None:
         default=[],
         help="extra kernel command-line argument (repeatable)",
     )
-    p.add_argument("--timeout", type=float, help="overall seconds per boot (overrides the spec)")
+    p.add_argument("--timeout", type=_seconds, metavar="SECONDS",
+                   help="overall seconds per boot, > 0 (overrides the spec; there is no "
+                   "'no limit', the spec's inactivity timeout always applies too)")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="only the summary")  # fmt: skip
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text}: must be a positive number of seconds")
+    return value
 
 
 def _add_parse(sub: argparse._SubParsersAction) -> None:
@@ -223,7 +236,7 @@ def _run_options(args: argparse.Namespace, reporter: Reporter) -> RunOptions | N
     if upto is not None and (upto < 1 or getattr(args, "no_series", False)):
         reporter.error(f"--upto {upto}: needs N >= 1 and a series (not with --no-series)")
         return None
-    if args.timeout:
+    if args.timeout is not None:
         spec.boot.timeout = args.timeout
     return RunOptions(
         spec=spec,
