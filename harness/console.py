@@ -79,6 +79,7 @@ def run_console(
             echo=False,
             preexec_fn=_die_with_parent,
             dimensions=(50, 250),
+            maxread=1 << 16,  # fewer, larger reads: a long line is not 2000-byte slices
         )
         try:
             finish_by: float | None = None  # set once done/panic was seen

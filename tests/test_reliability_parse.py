@@ -128,6 +128,24 @@ def test_every_console_pattern_is_linear(prefix: str) -> None:
     assert slow == [], f"super-linear after {prefix!r} on runs of {slow!r}"
 
 
+def test_live_console_reads_long_lines_without_regex_rescans(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pexpect's regex expect() copies and searches the whole pending line on every
+    # read (quadratic: a 4 MB line took 40 s); the plain-string search looks at new
+    # data only. Structural check: the regex path is never taken, and the line
+    # arrives whole (the console log keeps it; the parse cuts it, with a warning).
+    def regex_expect(*args: object, **kwargs: object) -> int:
+        raise AssertionError("run_console used pexpect's regex expect()")
+
+    monkeypatch.setattr(console.pexpect.spawn, "expect", regex_expect)
+    script = "head -c 4194304 /dev/zero | tr '\\0' ' '; echo x; echo 'kbulk-init: done'"
+    result = run_console(["sh", "-c", script], tmp_path / "console.log", 120, 60)
+    assert result.saw_done
+    assert len(result.lines[0]) == 4 * 1024 * 1024 + 1
+    assert (tmp_path / "console.log").stat().st_size > 4 * 1024 * 1024
+
+
 def test_line_over_the_cap_is_truncated_with_a_warning() -> None:
     long_line = "    # " + "x" * (16 * CAP)  # 1 MiB
     doc = parse_console(_in_ktap(long_line))
