@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import sys
@@ -122,8 +123,20 @@ def _add_kernel_options(p: argparse.ArgumentParser) -> None:
         default=[],
         help="extra kernel command-line argument (repeatable)",
     )
-    p.add_argument("--timeout", type=float, help="overall seconds per boot (overrides the spec)")
+    p.add_argument("--timeout", type=_seconds, metavar="SECONDS",
+                   help="overall seconds per boot, > 0 (overrides the spec; there is no "
+                   "'no limit', the spec's inactivity timeout always applies too)")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="only the summary")  # fmt: skip
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text}: must be a positive number of seconds")
+    return value
 
 
 def _add_parse(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -225,7 +238,7 @@ def _run_options(args: argparse.Namespace, reporter: Reporter) -> RunOptions | N
     if upto is not None and (upto < 1 or getattr(args, "no_series", False)):
         reporter.error(f"--upto {upto}: needs N >= 1 and a series (not with --no-series)")
         return None
-    if args.timeout:
+    if args.timeout is not None:
         spec.boot.timeout = args.timeout
     return RunOptions(
         spec=spec,
@@ -310,8 +323,16 @@ def cmd_parse(args: argparse.Namespace, reporter: Reporter) -> int:
     if args.junit:
         write_junit(args.junit, [run])
     _print_tree(reporter, run)
+    warnings = run.ktap.warnings if run.ktap else []
+    for warning in warnings[:_MAX_SHOWN_WARNINGS]:  # all of them are in --json
+        reporter.warn(warning)
+    if len(warnings) > _MAX_SHOWN_WARNINGS:
+        reporter.warn(f"... {len(warnings) - _MAX_SHOWN_WARNINGS} more parse warnings")
     _print_summary(reporter, [run])
     return EXIT_CODES[run.status]
+
+
+_MAX_SHOWN_WARNINGS = 20
 
 
 def _print_tree(reporter: Reporter, run: ArchRun) -> None:

@@ -7,6 +7,7 @@ step is never mistaken for a hang.
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 from collections.abc import Iterator
@@ -16,6 +17,15 @@ from dataclasses import dataclass, field
 from rich.console import Console
 
 HEARTBEAT_SECONDS = 60.0
+
+# C0 controls but tab and newline, DEL, C1 controls: from a guest console (suite and
+# test names, crash titles) they would drive the terminal (colours, titles, resets).
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters shown as ``\\xNN``, safe to print to a terminal."""
+    return _CONTROL_RE.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 @dataclass
@@ -29,13 +39,15 @@ class Reporter:
 
     def info(self, message: str) -> None:
         if not self.quiet:
-            self.console.print(message, markup=False, soft_wrap=True)
+            self.console.print(printable(message), markup=False, soft_wrap=True)
 
     def warn(self, message: str) -> None:
-        self.console.print(f"warning: {message}", style="yellow", markup=False, soft_wrap=True)
+        text = f"warning: {printable(message)}"
+        self.console.print(text, style="yellow", markup=False, soft_wrap=True)
 
     def error(self, message: str) -> None:
-        self.console.print(f"error: {message}", style="bold red", markup=False, soft_wrap=True)
+        text = f"error: {printable(message)}"
+        self.console.print(text, style="bold red", markup=False, soft_wrap=True)
 
     @contextmanager
     def step(self, title: str) -> Iterator[StepHandle]:
@@ -66,7 +78,8 @@ class StepHandle:
         """Called for each line of output of the step (cheap when not shown)."""
         now = time.monotonic()
         if self.status is not None:
-            self.status.update(f"{self.title} [{self.elapsed():.0f} s] {text[:80]}")  # type: ignore[attr-defined]
+            self.status.update(f"{self.title} [{self.elapsed():.0f} s] {printable(text[:80])}")  # type: ignore[attr-defined]
         elif now - self._last_beat >= HEARTBEAT_SECONDS:
             self._last_beat = now
-            print(f"    ... {self.title}: {self.elapsed():.0f} s, {text[:100]}", file=sys.stderr)
+            line = f"    ... {self.title}: {self.elapsed():.0f} s, {printable(text[:100])}"
+            print(line, file=sys.stderr)

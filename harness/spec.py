@@ -6,6 +6,7 @@ so a typo in a run definition is a one-line fix rather than a traceback.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,19 +32,45 @@ class _LineLoader(yaml.SafeLoader):
     pass
 
 
+class _Seq(list[Any]):
+    """A list that remembers the line of each item (1-based)."""
+
+    item_lines: list[int]
+
+
 def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _Map:
+    # Keys written in this mapping (not merged in with "<<", which may be overridden).
+    own = {id(k) for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge"}
     loader.flatten_mapping(node)
     result = _Map()
     result.line = node.start_mark.line + 1
     result.key_lines = {}
+    written: set[object] = set()
     for key_node, value_node in node.value:
         key = loader.construct_object(key_node, deep=True)
+        if id(key_node) in own:
+            if key in written:  # PyYAML keeps the last silently; a typo would go unseen
+                first = result.key_lines.get(str(key))
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"duplicate key {key!r} (first at line {first})",
+                    key_node.start_mark,
+                )
+            written.add(key)
         result[key] = loader.construct_object(value_node, deep=True)
         result.key_lines[str(key)] = key_node.start_mark.line + 1
     return result
 
 
+def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> _Seq:
+    result = _Seq(loader.construct_object(item, deep=True) for item in node.value)
+    result.item_lines = [item.start_mark.line + 1 for item in node.value]
+    return result
+
+
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 
 @dataclass
@@ -87,8 +114,11 @@ class _Reader:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def fail(self, where: _Map | None, key: str | None, message: str) -> SpecError:
-        line = where.key_lines.get(key, where.line) if (where is not None and key) else None
+    def fail(
+        self, where: _Map | None, key: str | None, message: str, line: int | None = None
+    ) -> SpecError:
+        if line is None and where is not None and key:
+            line = where.key_lines.get(key, where.line)
         if line is None and where is not None:
             line = where.line
         loc = f"{self.path}:{line}" if line else str(self.path)
@@ -119,6 +149,32 @@ class _Reader:
                 raise self.fail(data, key, f"expected a list of strings, got item {item!r}")
         return [str(v) for v in value]
 
+    def fragments(self, data: _Map, key: str, repo_root: Path) -> list[Path]:
+        """Config fragment paths under ``key``; a bad one is blamed on its own item line."""
+        items = self.str_list(data, key)
+        lines = getattr(data[key], "item_lines", []) if key in data else []
+        paths = []
+        for index, item in enumerate(items):
+            path = _resolve(repo_root, item)
+            if path.is_dir():
+                problem = "is a directory, not a file"
+            elif not path.exists():
+                problem = "does not exist"
+            elif not path.is_file():
+                problem = "is not a regular file"
+            else:
+                paths.append(path)
+                continue
+            line = lines[index] if index < len(lines) else None
+            raise self.fail(data, key, f"config fragment {path} {problem}", line)
+        return paths
+
+    def seconds(self, data: _Map, key: str, default: float) -> float:
+        value = float(self.typed(data, key, (int, float), default))
+        if not (math.isfinite(value) and value > 0):
+            raise self.fail(data, key, f"{value:g} seconds; a timeout must be a positive number")
+        return value
+
 
 def _resolve(base: Path, value: str) -> Path:
     p = Path(value).expanduser()
@@ -131,9 +187,17 @@ TOP_KEYS = {"name", "source", "series", "arches", "config", "kunit", "modules", 
 def load_spec(path: Path, repo_root: Path) -> RunSpec:
     """Load a run definition; relative paths are relative to the repository root."""
     try:
-        text = path.read_text()
+        raw = path.read_bytes()
     except OSError as e:
         raise SpecError(f"{path}: cannot read run definition: {e.strerror}") from e
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise SpecError(
+            f"{path}:{line}: run definition is not UTF-8 text "
+            f"(byte 0x{raw[e.start]:02x} at offset {e.start})"
+        ) from e
     try:
         data = yaml.load(text, Loader=_LineLoader)
     except yaml.YAMLError as e:
@@ -179,19 +243,11 @@ def load_spec(path: Path, repo_root: Path) -> RunSpec:
         config_keys = {"base", "fragments", "series_fragments", "arch_fragments"}
         cfg = r.mapping(top["config"], top, "config", config_keys)
         spec.config_base = r.typed(cfg, "base", str, "tinyconfig")
-        spec.fragments = [_resolve(repo_root, f) for f in r.str_list(cfg, "fragments")]
-        spec.series_fragments = [
-            _resolve(repo_root, f) for f in r.str_list(cfg, "series_fragments")
-        ]
+        spec.fragments = r.fragments(cfg, "fragments", repo_root)
+        spec.series_fragments = r.fragments(cfg, "series_fragments", repo_root)
         if "arch_fragments" in cfg:
             per_arch = r.mapping(cfg["arch_fragments"], cfg, "arch_fragments", set(ARCHES))
-            spec.arch_fragments = {
-                a: [_resolve(repo_root, f) for f in r.str_list(per_arch, a)] for a in per_arch
-            }
-        arch_frags = [f for fs in spec.arch_fragments.values() for f in fs]
-        for frag in [*spec.fragments, *spec.series_fragments, *arch_frags]:
-            if not frag.is_file():
-                raise r.fail(cfg, "fragments", f"config fragment {frag} does not exist")
+            spec.arch_fragments = {a: r.fragments(per_arch, a, repo_root) for a in per_arch}
 
     if "kunit" in top:
         kunit = r.mapping(top["kunit"], top, "kunit", {"filter_glob"})
@@ -225,8 +281,8 @@ def load_spec(path: Path, repo_root: Path) -> RunSpec:
             memory=str(r.typed(boot, "memory", (str, int), "1G")),
             smp=r.typed(boot, "smp", int, 2),
             cmdline=r.str_list(boot, "cmdline") if "cmdline" in boot else ["panic=-1"],
-            timeout=float(r.typed(boot, "timeout", (int, float), 1200)),
-            inactivity_timeout=float(r.typed(boot, "inactivity_timeout", (int, float), 300)),
+            timeout=r.seconds(boot, "timeout", 1200),
+            inactivity_timeout=r.seconds(boot, "inactivity_timeout", 300),
             icount=icount,
         )
     return spec

@@ -11,7 +11,7 @@ import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.analysis.crash import find_crashes
+from harness.analysis.crash import find_crashes, running_test
 from harness.analysis.ktap import (
     Counts,
     KtapDocument,
@@ -69,7 +69,9 @@ def analyze(lines: list[str], reason: ExitReason | None, expect_modules: list[st
         where = f" during {first.test}" if first.test else ""
         return done(RunStatus.CRASH, f"{first.kind}{where}: {first.title}")
     if reason in (ExitReason.TIMEOUT, ExitReason.INACTIVITY):
-        running = _running_test(doc)
+        # Named as crash reports name it (step framing, KTAP position); the tree's
+        # first crashed leaf only when the console says nothing about it.
+        running = running_test(lines) or _running_test(doc)
         what = "no console output" if reason == ExitReason.INACTIVITY else "overall timeout"
         where = f" while {running} was running" if running else ""
         if not lines:

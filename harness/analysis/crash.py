@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from harness.analysis.ktap import MAX_LINE_LENGTH, strip_escapes
 from harness.boot.guest.markers import STEP_BEGIN, STEP_END
 from harness.record.run import CrashReport
 from harness.record.status import CrashKind
@@ -35,13 +36,32 @@ _PATTERNS: list[tuple[CrashKind, re.Pattern[str]]] = [
     (CrashKind.WARNING, re.compile(r"WARNING: (?:CPU: \d+ PID: \d+ at|at )")),
 ]
 _SEVERITY = {kind: i for i, (kind, _) in enumerate(_PATTERNS)}
-_CUT_HERE = re.compile(r"-+\[ cut here \]-+")
+# Only ever searched: "-[ cut here ]-" matches the same lines as "-+\[ cut here \]-+", and a
+# long run of dashes is not rescanned from every dash.
+_CUT_HERE = re.compile(r"-\[ cut here \]-")
 _END = re.compile(r"---\[ end (?:trace|Kernel panic)")
 _MAX_REPORT_LINES = 200
 _PANIC_FOLLOWS_LINES = 40  # x86 repeats the register dump after "end trace"
 
 _SUBTEST = re.compile(r"^(\s*)# Subtest: (\S+)")
-_RESULT = re.compile(r"^(\s*)(?:not )?ok (\d+)(?: (?:- )?([^#]*?))?\s*(?:#.*)?$")
+# A KTAP result line: "ok N", then a space (name), or only whitespace and a "#" directive
+# or the end. A lookahead, not "(?: ([^#]*?))?\s*(?:#.*)?$", which backtracks
+# quadratically over a long run of spaces.
+_RESULT = re.compile(r"^(\s*)(?:not )?ok (\d+)(?= |\s*(?:#|$))")
+# Lines that carry test names (results, subtest headers): never a crash report,
+# even for a test named after one ("ok 3 Kernel panic - not syncing test").
+_TEST_NAME_LINE = re.compile(r"^\s*(?:(?:not )?ok \d|# Subtest: )")
+
+
+def _console_text(raw: str) -> str:
+    """A console line as the patterns see it: capped, escapes and printk prefix removed."""
+    return strip_prefix(strip_escapes(raw[:MAX_LINE_LENGTH]))
+
+
+def crash_kind(raw: str) -> str | None:
+    """Kind of crash report a raw console line starts, or None (test-name lines never do)."""
+    text = _console_text(raw)
+    return None if _TEST_NAME_LINE.match(text) else classify_line(text)
 
 
 def strip_prefix(line: str) -> str:
@@ -87,7 +107,8 @@ class RunningTestTracker:
             while self.suites and self.suites[-1].indent > indent:
                 self.suites.pop()
             if self.suites and self.suites[-1].indent == indent:
-                self.suites[-1].last_case = int(m.group(2))
+                digits = m.group(2)  # int() refuses > 4300 digits; such a number is garbage
+                self.suites[-1].last_case = int(digits) if len(digits) <= 18 else 10**18
 
     def current(self) -> str | None:
         if self.suites:
@@ -141,8 +162,8 @@ def find_crashes(console_lines: list[str]) -> list[CrashReport]:
         current = None
 
     for index, raw in enumerate(console_lines, start=1):
-        text = strip_prefix(raw)
-        kind = classify_line(text)
+        text = _console_text(raw)
+        kind = None if _TEST_NAME_LINE.match(text) else classify_line(text)
         if current is not None:
             current.lines.append(text)
             if kind and _SEVERITY[kind] < _SEVERITY[current.kind]:
@@ -169,3 +190,15 @@ def find_crashes(console_lines: list[str]) -> list[CrashReport]:
         tracker.feed(text)
     close()
     return reports
+
+
+def running_test(console_lines: list[str]) -> str | None:
+    """The test (or module) still running at the end of a console, named as in crash reports.
+
+    Follows the same ``kbulk-init: step begin/end`` framing and KTAP position as
+    :func:`find_crashes` does for the test a crash interrupted.
+    """
+    tracker = RunningTestTracker()
+    for raw in console_lines:
+        tracker.feed(_console_text(raw))
+    return tracker.current()

@@ -31,21 +31,27 @@ from typing import Any
 
 __all__ = [
     "MAX_DEPTH",
+    "MAX_LINE_LENGTH",
     "MAX_MISSING",
     "Counts",
     "KtapDocument",
     "Metric",
     "TestNode",
     "TestStatus",
+    "cap_line",
     "extract_ktap_lines",
     "metrics_from",
     "parse_console",
     "parse_ktap",
     "running_test_at",
+    "strip_escapes",
 ]
 
 MAX_DEPTH = 64  # deeper "KTAP version"/"# Subtest:" lines are kept as diagnostics
 MAX_MISSING = 10_000  # cap on synthesised CRASH nodes for a garbage plan like 1..99999999
+# Console lines longer than this are cut (with a warning) before any pattern sees them;
+# no kernel or KTAP line comes near it, and it bounds the work and memory per line.
+MAX_LINE_LENGTH = 64 * 1024
 
 KTAP_VERSIONS = (1,)
 TAP_VERSIONS = (13, 14)
@@ -663,6 +669,28 @@ def _split_text(console: str) -> list[str]:
     return parts
 
 
+# Terminal escapes a guest may print (colours, titles, resets): CSI (ESC [ or C1 0x9b),
+# OSC ended by BEL or ST, and the other ESC sequences (ECMA-48 nF/Fp/Fe/Fs). The classes
+# in each branch are disjoint, so matching stays linear.
+_ESCAPE_RE = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"
+    r"|(?:\x1b\]|\x9d)[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)"
+    r"|\x1b[ -/]*[0-~]"
+)
+
+
+def strip_escapes(text: str) -> str:
+    """``text`` without terminal escape sequences (ANSI colours, OSC titles, resets)."""
+    return (
+        _ESCAPE_RE.sub("", text) if ("\x1b" in text or "\x9b" in text or "\x9d" in text) else text
+    )
+
+
+def cap_line(text: str, limit: int = MAX_LINE_LENGTH) -> tuple[str, bool]:
+    """``text`` cut to ``limit`` characters, and whether it was cut."""
+    return (text[:limit], True) if len(text) > limit else (text, False)
+
+
 def _console_lines(console: str | bytes | Iterable[str]) -> Iterable[str]:
     if isinstance(console, bytes | bytearray):
         console = bytes(console).decode("utf-8", "replace")
@@ -677,12 +705,18 @@ def _is_top_version(text: str) -> bool:
 
 def _extract(
     console: str | bytes | Iterable[str],
-) -> tuple[list[tuple[int, str]], dict[int, float]]:
+) -> tuple[list[tuple[int, str]], dict[int, float], list[str]]:
     out: list[tuple[int, str]] = []
     timestamps: dict[int, float] = {}
+    warnings: list[str] = []
     prefix: _Prefix | None = None  # None: not inside a document
     for number, raw_line in enumerate(_console_lines(console), start=1):
-        line = str(raw_line).rstrip()
+        line, cut = cap_line(str(raw_line))
+        if cut:
+            warnings.append(
+                f"line {number}: {len(str(raw_line))} characters, truncated to {MAX_LINE_LENGTH}"
+            )
+        line = strip_escapes(line).rstrip()
         printk = _PRINTK_PREFIX_RE.match(line)
         bare = line[printk.end() :] if printk else line
         if printk and (ts := _TIMESTAMP_RE.search(printk.group())):
@@ -701,7 +735,7 @@ def _extract(
                 out.append((number, text))
         elif _EXECUTOR_ERROR_RE.match(bare):
             out.append((number, bare))
-    return out, timestamps
+    return out, timestamps, warnings
 
 
 def extract_ktap_lines(console: str | bytes | Iterable[str]) -> list[tuple[int, str]]:
@@ -723,12 +757,16 @@ def extract_ktap_lines(console: str | bytes | Iterable[str]) -> list[tuple[int, 
 def parse_console(console: str | bytes | Iterable[str]) -> KtapDocument:
     """Extract every KTAP document from a console log and parse them into one tree."""
     try:
-        lines, timestamps = _extract(console)
+        lines, timestamps, cut = _extract(console)
     except Exception as exc:  # e.g. an iterable that raises while being read
         message = f"internal extraction error: {exc!r}"
         root = TestNode(name="main", status=TestStatus.NO_TESTS, warnings=[message])
         return KtapDocument(root=root, warnings=[message], complete=False)
-    return parse_ktap(lines, timestamps=timestamps)
+    doc = parse_ktap(lines, timestamps=timestamps)
+    if cut:  # long lines are parse problems like any other: listed, and counted on the root
+        doc.warnings[:0] = cut
+        doc.root.warnings[:0] = cut
+    return doc
 
 
 # ----------------------------------------------------------------------- queries
@@ -751,7 +789,12 @@ def running_test_at(source: KtapDocument | TestNode, line: int) -> list[str] | N
 
 
 _METRIC_RE = re.compile(r"^#\s*(?:[^\s:]+:\s*)?kbulk-metric:\s*(?P<body>.*)$")
-_KV_RE = re.compile(r'([A-Za-z_][\w.\-/]*)=("(?:[^"\\]|\\.)*"|\S*)')
+# key=value. A key is tried only where a run of key characters starts (the lookbehind),
+# skipping leading characters that cannot start a key: the same keys as a plain
+# "[A-Za-z_][\w.\-/]*=" scan, but a long token is scanned once, not once per character.
+_KV_RE = re.compile(
+    r'(?<![\w.\-/])(?:(?![A-Za-z_])[\w.\-/])*([A-Za-z_][\w.\-/]*)=("(?:[^"\\]|\\.)*"|\S*)'
+)
 _INT_RE = re.compile(r"[-+]?\d{1,18}")
 
 

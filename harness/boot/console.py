@@ -20,13 +20,13 @@ from pathlib import Path
 
 import pexpect
 
+from harness.analysis.crash import crash_kind
 from harness.boot.guest.markers import INIT_DONE
 from harness.record.status import ExitReason
 
 __all__ = ["ConsoleResult", "ExitReason", "run_console"]
 
 _PR_SET_PDEATHSIG = 1
-_PANIC = re.compile(r"Kernel panic - not syncing")
 # After the guest said it is done (or panicked), QEMU should exit within this.
 _EXIT_GRACE_SECONDS = 30.0
 
@@ -72,6 +72,7 @@ def run_console(
             echo=False,
             preexec_fn=_die_with_parent,
             dimensions=(50, 250),
+            maxread=1 << 16,  # fewer, larger reads: a long line is not 2000-byte slices
         )
         try:
             finish_by: float | None = None  # set once done/panic was seen
@@ -85,7 +86,10 @@ def run_console(
                     result.reason = ExitReason.TIMEOUT
                     break
                 wait = min(inactivity_timeout, limit - now)
-                index = child.expect(["\n", pexpect.EOF, pexpect.TIMEOUT], timeout=wait)
+                # expect_exact: a plain-string search of the new data only; a regex
+                # pattern makes pexpect copy and rescan the whole pending line on every
+                # read, which is quadratic in the length of a long line.
+                index = child.expect_exact(["\n", pexpect.EOF, pexpect.TIMEOUT], timeout=wait)
                 if index == 0:
                     line = (child.before or "").rstrip("\r")
                     if result.first_output_after is None:
@@ -98,7 +102,7 @@ def run_console(
                     if INIT_DONE in line:
                         result.saw_done = True
                         finish_by = time.monotonic() + _EXIT_GRACE_SECONDS
-                    elif _PANIC.search(line) and finish_by is None:
+                    elif finish_by is None and crash_kind(line) == "panic":
                         finish_by = time.monotonic() + _EXIT_GRACE_SECONDS
                     if stop_pattern is not None and stop_pattern.search(line):
                         result.reason = ExitReason.MARKER

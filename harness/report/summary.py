@@ -7,6 +7,8 @@ figures as fixed-width tables that read well in a mail.
 
 from __future__ import annotations
 
+import re
+import shlex
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -82,6 +84,13 @@ def _arch_section(run: ArchRun) -> list[str]:
     return out
 
 
+def _code(text: str) -> str:
+    """A Markdown code span that holds ``text`` verbatim, even with backticks in it."""
+    fence = "`" * (max((len(run) for run in re.findall("`+", text)), default=0) + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
+
+
 def render_summary(runs: list[ArchRun], meta: dict[str, Any]) -> str:
     out = ["# kbulk run summary", ""]
     source = meta.get("source", {})
@@ -90,7 +99,7 @@ def render_summary(runs: list[ArchRun], meta: dict[str, Any]) -> str:
     patches = series.get("patches") or []
     out.append(f"- series: {series.get('dir') or 'none'} ({len(patches)} patches, "
                f"sha256 {str(series.get('sha256', ''))[:12]})")  # fmt: skip
-    out.append(f"- command: `{' '.join(meta.get('command_line', []))}`")
+    out.append(f"- command: {_code(shlex.join(map(str, meta.get('command_line', []))))}")
     out.append("")
     failed = [
         (run.arch, ".".join(path))
