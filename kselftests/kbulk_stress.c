@@ -44,6 +44,7 @@
 #include <linux/moduleparam.h>
 #include <linux/oom.h>
 #include <linux/rcupdate.h>
+#include <linux/rwsem.h>
 #include <linux/sched.h>
 #include <linux/slab.h>
 #include <linux/spinlock.h>
@@ -69,6 +70,11 @@ static bool check_short = true;
 module_param(check_short, bool, 0444);
 MODULE_PARM_DESC(check_short,
 		 "After a short request that may reclaim (no __GFP_NORETRY), try one alloc_pages() at once and count its successes (default Y)");
+
+static unsigned int quiesce_every = 8;
+module_param(quiesce_every, uint, 0444);
+MODULE_PARM_DESC(quiesce_every,
+		 "With check_short: every Nth request of a worker runs with the case's other workers paused, so that no other worker frees memory between its short return and the check (short_quiesced, short_alloc_ok_quiesced; default 8, 0 = never)");
 
 static unsigned int batch = 64;
 module_param(batch, uint, 0444);
@@ -193,6 +199,8 @@ struct kbulk_worker {
 	u64 seq;
 	u64 requests, filled, partial, failed;
 	u64 short_alloc_ok;	/* short, yet alloc_pages() succeeded right after */
+	/* the same, for the requests that ran with the other workers paused */
+	u64 requests_quiesced, short_quiesced, short_alloc_ok_quiesced;
 	u64 units, pages, calls;
 	u64 alloc_pages, freed_pages;
 	u64 bad;
@@ -626,15 +634,19 @@ static unsigned int kbulk_req_blocks(struct kbulk_worker *w, gfp_t gfp,
 }
 
 /*
- * The series' per-order policy, open-coded for the folio loops: the
- * caller's gfp up to the 64K band, opportunistic above it, no direct
- * reclaim at the huge order.
+ * The series' per-order policy (v2), open-coded for the folio loops: the
+ * caller's gfp at the minimum order (0 here) only; every larger order is
+ * optional, so __GFP_NORETRY | __GFP_NOWARN, never __GFP_NOFAIL or
+ * __GFP_RETRY_MAYFAIL, and no direct reclaim above 64K (@reclaim_order).
  */
-static gfp_t kbulk_folio_gfp(gfp_t gfp, unsigned int order, unsigned int band)
+static gfp_t kbulk_folio_gfp(gfp_t gfp, unsigned int order,
+			     unsigned int reclaim_order)
 {
-	if (order > band)
-		gfp = (gfp | __GFP_NORETRY | __GFP_NOWARN) & ~__GFP_NOFAIL;
-	if (order >= KBULK_HUGE_ORDER)
+	if (!order)
+		return gfp;
+	gfp = (gfp | __GFP_NORETRY | __GFP_NOWARN) &
+	      ~(__GFP_NOFAIL | __GFP_RETRY_MAYFAIL);
+	if (order > reclaim_order)
 		gfp &= ~__GFP_DIRECT_RECLAIM;
 	return gfp;
 }
@@ -642,7 +654,7 @@ static gfp_t kbulk_folio_gfp(gfp_t gfp, unsigned int order, unsigned int band)
 /*
  * Folios of any order in [0, KBULK_HUGE_ORDER] adding up to @size pages.
  * 7.2 has no such API: open-code what the series centralises (largest
- * order first, opportunistic above 64K, sticky downgrade).
+ * order first, only order 0 with the caller's gfp, sticky downgrade).
  */
 static unsigned int kbulk_req_folios(struct kbulk_worker *w, gfp_t gfp,
 				     unsigned long size, unsigned int max)
@@ -656,7 +668,7 @@ static unsigned int kbulk_req_folios(struct kbulk_worker *w, gfp_t gfp,
 	n = folio_alloc_bulk(gfp, size << PAGE_SHIFT, 0, maxo, folios, max);
 	w->calls++;
 #else
-	unsigned int band = min_t(unsigned int, maxo, get_order(SZ_64K));
+	unsigned int reclaim_order = get_order(SZ_64K);
 	unsigned int order = maxo;
 	unsigned long left = size;
 
@@ -665,7 +677,7 @@ static unsigned int kbulk_req_folios(struct kbulk_worker *w, gfp_t gfp,
 
 		while (order && (1UL << order) > left)
 			order--;
-		folio = folio_alloc(kbulk_folio_gfp(gfp, order, band), order);
+		folio = folio_alloc(kbulk_folio_gfp(gfp, order, reclaim_order), order);
 		w->calls++;
 		if (!folio) {
 			if (!order)
@@ -688,15 +700,15 @@ static unsigned int kbulk_req_folios(struct kbulk_worker *w, gfp_t gfp,
  * kbulk_req_folios()'s request as many callers write it: every folio starts
  * again at the largest order and falls back for itself only, so a failing
  * order is retried for each folio of the request.  Same gfp policy per order
- * as the series (opportunistic above 64K, no direct reclaim at the huge
- * order), so only the missing sticky downgrade differs.
+ * as the series (kbulk_folio_gfp()), so only the missing sticky downgrade
+ * differs.
  */
 static unsigned int kbulk_req_folio_loop(struct kbulk_worker *w, gfp_t gfp,
 					 unsigned long size, unsigned int max)
 {
 	struct folio **folios = (struct folio **)w->slots;
 	unsigned int maxo = KBULK_HUGE_ORDER;
-	unsigned int band = min_t(unsigned int, maxo, get_order(SZ_64K));
+	unsigned int reclaim_order = get_order(SZ_64K);
 	unsigned long left = size;
 	unsigned int n = 0;
 
@@ -707,7 +719,7 @@ static unsigned int kbulk_req_folio_loop(struct kbulk_worker *w, gfp_t gfp,
 		while (order && (1UL << order) > left)
 			order--;
 		for (;;) {
-			folio = folio_alloc(kbulk_folio_gfp(gfp, order, band), order);
+			folio = folio_alloc(kbulk_folio_gfp(gfp, order, reclaim_order), order);
 			w->calls++;
 			if (folio || !order)
 				break;
@@ -752,17 +764,36 @@ static bool kbulk_checks_short(const struct kbulk_case *c)
 	       (c->gfp & __GFP_DIRECT_RECLAIM) && !(c->gfp & __GFP_NORETRY);
 }
 
-static void kbulk_check_short(struct kbulk_worker *w, gfp_t gfp)
+static void kbulk_check_short(struct kbulk_worker *w, gfp_t gfp, bool quiesced)
 {
 	struct page *page = alloc_pages(gfp, w->c->order);
 
+	if (quiesced)
+		w->short_quiesced++;
 	if (page) {
 		w->short_alloc_ok++;
+		if (quiesced)
+			w->short_alloc_ok_quiesced++;
 		__free_pages(page, w->c->order);
 	}
 }
 
-static void kbulk_one_request(struct kbulk_worker *w)
+/*
+ * Held for reading around every request (allocation, check and frees) and
+ * for writing around a quiesced one: while a quiesced request and its check
+ * run, no other worker of the case allocates or frees.  What can still free
+ * memory in between is the system (kswapd, per-cpu list drains, RCU) and the
+ * hog's OOM notifier, i.e. what a real caller sees too.
+ */
+static DECLARE_RWSEM(kbulk_quiesce);
+
+static bool kbulk_quiesces(struct kbulk_worker *w)
+{
+	return kbulk_checks_short(w->c) && quiesce_every &&
+	       !(w->seq % quiesce_every);
+}
+
+static void kbulk_one_request(struct kbulk_worker *w, bool quiesced)
 {
 	const struct kbulk_case *c = w->c;
 	gfp_t gfp = c->gfp | __GFP_NOWARN;
@@ -837,8 +868,10 @@ static void kbulk_one_request(struct kbulk_worker *w)
 	else
 		w->failed++;
 	/* Outside the timed section, with the request's blocks still held. */
+	if (quiesced)
+		w->requests_quiesced++;
 	if (got < want && kbulk_checks_short(c))
-		kbulk_check_short(w, gfp);
+		kbulk_check_short(w, gfp, quiesced);
 
 	/*
 	 * Free the same way on every kernel: the series' bulk free helpers
@@ -874,7 +907,17 @@ static int kbulk_worker_fn(void *arg)
 
 	complete(&w->started);
 	do {
-		kbulk_one_request(w);
+		bool quiesced = kbulk_quiesces(w);
+
+		if (quiesced)
+			down_write(&kbulk_quiesce);
+		else
+			down_read(&kbulk_quiesce);
+		kbulk_one_request(w, quiesced);
+		if (quiesced)
+			up_write(&kbulk_quiesce);
+		else
+			up_read(&kbulk_quiesce);
 		cond_resched();
 	} while (!kthread_should_stop());
 	return 0;
@@ -1072,6 +1115,9 @@ static bool kbulk_run_case(struct kbulk_case *c, int nr)
 		s->partial += w->partial;
 		s->failed += w->failed;
 		s->short_alloc_ok += w->short_alloc_ok;
+		s->requests_quiesced += w->requests_quiesced;
+		s->short_quiesced += w->short_quiesced;
+		s->short_alloc_ok_quiesced += w->short_alloc_ok_quiesced;
 		s->units += w->units;
 		s->pages += w->pages;
 		s->calls += w->calls;
@@ -1094,8 +1140,12 @@ static bool kbulk_run_case(struct kbulk_case *c, int nr)
 	kbm_u64(&m, "filled", s->filled);
 	kbm_u64(&m, "partial", s->partial);
 	kbm_u64(&m, "failed", s->failed);
-	if (kbulk_checks_short(c))
+	if (kbulk_checks_short(c)) {
 		kbm_u64(&m, "short_alloc_ok", s->short_alloc_ok);
+		kbm_u64(&m, "requests_quiesced", s->requests_quiesced);
+		kbm_u64(&m, "short_quiesced", s->short_quiesced);
+		kbm_u64(&m, "short_alloc_ok_quiesced", s->short_alloc_ok_quiesced);
+	}
 	kbm_u64(&m, "pages", s->pages);
 	kbm_u64(&m, "p50_ns", kbulk_hist_pct(&s->hist, 500));
 	kbm_u64(&m, "p99_ns", kbulk_hist_pct(&s->hist, 990));
