@@ -321,6 +321,22 @@ def _v1_boot(accelerator: str | None, details: Mapping[str, Any]) -> BootInfo | 
         smp=int(smp) if smp is not None else None,
         cmdline=_v1_after(argv, "-append"),
         exit_reason=ExitReason(reason) if reason is not None else None,
+        machine=_v1_machine(_v1_map(details, "machine")),
+    )
+
+
+def _v1_machine(machine: Mapping[str, Any]) -> MachineInfo | None:
+    """Branch `machines` wrote v1 results: details.machine, own_kernel as an object."""
+    if "name" not in machine or "host_key_fingerprint" not in machine:
+        return None
+    own = _v1_map(machine, "own_kernel")
+    return _machine_from_dict(
+        {
+            **machine,
+            "own_kernel": own.get("release"),
+            "mem_available_kb": own.get("mem_available_kb"),
+            "lockdown": own.get("lockdown"),
+        }
     )
 
 
