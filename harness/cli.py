@@ -18,6 +18,7 @@ from harness.compare_cmd import run_compare
 from harness.errors import failure
 from harness.kernel.arch import ARCHES
 from harness.kernel.source import from_debian
+from harness.machine.inventory import InventoryError, find_machine
 from harness.paths import REPO_ROOT, cache_root
 from harness.pipeline import Pipeline, RunOptions, run_from_console, validate_suites
 from harness.progress import Reporter
@@ -127,6 +128,17 @@ def _add_kernel_options(p: argparse.ArgumentParser) -> None:
                    help="overall seconds per boot, > 0 (overrides the spec; there is no "
                    "'no limit', the spec's inactivity timeout always applies too)")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="only the summary")  # fmt: skip
+    p.add_argument(
+        "--machine",
+        metavar="NAME",
+        help="boot on this real machine (kexec over SSH) instead of QEMU; needs --inventory",
+    )
+    p.add_argument(
+        "--inventory",
+        type=Path,
+        metavar="FILE",
+        help="machine inventory (YAML); see README 'Real machines'",
+    )
 
 
 def _seconds(text: str) -> float:
@@ -240,6 +252,16 @@ def _run_options(args: argparse.Namespace, reporter: Reporter) -> RunOptions | N
         return None
     if args.timeout is not None:
         spec.boot.timeout = args.timeout
+    machine = None
+    if args.machine or args.inventory:
+        if not (args.machine and args.inventory):
+            reporter.error("--machine and --inventory go together")
+            return None
+        try:
+            machine = find_machine(args.inventory, args.machine)
+        except InventoryError as e:  # names file:line, like a spec error: a usage error
+            reporter.error(str(e))
+            return None
     return RunOptions(
         spec=spec,
         results_root=args.results,
@@ -248,13 +270,14 @@ def _run_options(args: argparse.Namespace, reporter: Reporter) -> RunOptions | N
         series_override=args.series,
         no_series=getattr(args, "no_series", False),
         series_upto=getattr(args, "series_upto", None),
-        arches=args.arches or [],
+        arches=args.arches or ([machine.arch] if machine else []),
         suites=suites,
         accel=args.accel,
         jobs=args.jobs,
         extra_cmdline=args.cmdline,
         modules=not args.no_modules,
         argv=sys.argv,
+        machine=machine,
     )
 
 

@@ -5,7 +5,7 @@ the console from the Booter, the Analysis of the console) and the pipeline
 assembles the ArchRun from them. A failure at any stage becomes a classified
 ArchRun through errors.failure(), written to the result directory at once,
 and the next architecture still runs. choose_booter() is where the boot stage
-is picked (QEMU today).
+is picked (QEMU, or a real machine with --machine).
 """
 
 from __future__ import annotations
@@ -33,6 +33,8 @@ from harness.kernel.source import (
     from_tarball,
     sha256_file,
 )
+from harness.machine.booter import MachineBooter
+from harness.machine.inventory import Machine
 from harness.progress import Reporter
 from harness.record.run import AbSlot, ArchRun, BootInfo, BuildInfo
 from harness.record.status import CrashKind, RunStatus
@@ -60,6 +62,7 @@ class RunOptions:
     modules: bool = True
     label: str | None = None
     argv: list[str] = field(default_factory=list)
+    machine: Machine | None = None  # boot on this machine (kexec over SSH) instead of QEMU
 
 
 def obtain_source(opts: RunOptions, reporter: Reporter) -> SourceTree:
@@ -121,7 +124,10 @@ def series_label(tree: PatchedTree) -> str | None:
 
 
 def choose_booter(opts: RunOptions) -> Booter:
-    """The boot stage: where "boot under QEMU" could become "boot a real machine"."""
+    """The boot stage: QEMU, or the real machine of --machine (one booter per run, so
+    the machine's state, e.g. unusable after failed power cycles, lasts the run)."""
+    if opts.machine is not None:
+        return MachineBooter(opts.machine, opts.cache)
     return QemuBooter(opts.accel, opts.cache)
 
 

@@ -11,6 +11,7 @@ APT_PACKAGES=(
   libelf-dev libssl-dev binutils python3-venv
   qemu-system-x86 qemu-system-arm
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+  openssh-server  # only its sshd binary: the transport tests start one on a loopback port
 )
 
 missing=()
