@@ -224,7 +224,7 @@ class _Exporter:
 
     def build(self, run: ArchRun, checkout_id: str) -> str:
         config = (run.build.config_digest if run.build else None) or "default"
-        build_id = f"{self.prefix}.{run.arch}.{run.kernel}.{config}"
+        build_id = f"{self.prefix}.{run.arch}.{run.kernel}.{config[:12]}"
         if build_id in self.builds:
             return build_id
         obj: dict[str, Any] = {
