@@ -239,3 +239,31 @@ def test_crashed_case_is_fail_and_unreached_cases_are_error(tmp_path: Path) -> N
         "kunit.page_alloc_bulk_order._2": "FAIL",
         "kunit.page_alloc_bulk_order._3": "ERROR",
     }
+
+
+def test_a_series_that_did_not_apply_is_an_invalid_checkout(tmp_path: Path) -> None:
+    """The pipeline records a patch failure as kernel "unknown" (nothing built)."""
+    runs = [
+        ArchRun(arch, "unknown", RunStatus.PATCH_FAILURE, message="0002-x.patch: hunk #1 FAILED")
+        for arch in ("x86_64", "arm64")
+    ]
+    write_dir(tmp_path / "r", runs, run_id="patchfail")
+    doc = kcidb.export(tmp_path / "r", None, kcidb.ExportOptions())
+    (checkout,) = doc["checkouts"]
+    assert checkout["valid"] is False and "patchset_hash" not in checkout
+    assert "hunk #1 FAILED" in checkout["comment"]
+    assert doc["builds"] == [] and doc["tests"] == []
+
+
+def test_ab_directory_has_both_checkouts_and_every_boot(tmp_path: Path) -> None:
+    results, patches = result_dir(tmp_path)
+    meta = json.loads((results / "results.json").read_text())["meta"]
+    kernel = meta["kernel"]
+    runs = [make_run(k, filled=1000, rep=r) for k in (BASE, kernel) for r in (0, 1)]
+    write_dir(tmp_path / "ab", runs, **{**meta, "mode": "ab", "repetitions": 2})
+    doc = kcidb.export(tmp_path / "ab", None, kcidb.ExportOptions())
+    hashes = sorted(c["patchset_hash"] for c in doc["checkouts"])
+    assert hashes == ["", documented_patchset_hash(patches)]
+    assert len(doc["builds"]) == 2  # one per kernel, shared by its boots
+    roots = sorted(t["id"].rsplit(":", 2)[1] for t in doc["tests"] if t["path"] == "")
+    assert roots == ["baseline-r0", "baseline-r1", "patched-r0", "patched-r1"]

@@ -147,10 +147,9 @@ class _Exporter:
     def document(self, runs: Sequence[ArchRun]) -> dict[str, Any]:
         for run in runs:
             checkout = self.checkout(run)
-            if run.status is RunStatus.PATCH_FAILURE:
-                checkout["valid"] = False
-                continue
-            if run.kernel == "unknown":  # the source could not be obtained
+            if run.kernel == "unknown":  # the source or the series failed: nothing built
+                if run.status is RunStatus.PATCH_FAILURE:
+                    checkout["valid"] = False
                 continue
             build_id = self.build(run, checkout["id"])
             if run.status not in _BUILD_STATUS:
@@ -165,7 +164,10 @@ class _Exporter:
     # ------------------------------------------------------------------ checkout
 
     def checkout(self, run: ArchRun) -> dict[str, Any]:
-        key = "base" if run.series is None else f"series-{run.series}"
+        if run.kernel == "unknown":  # stopped before the kernel existed: patches unknown
+            key = "unknown"
+        else:
+            key = "base" if run.series is None else f"series-{run.series}"
         if key in self.checkouts:
             return self.checkouts[key]
         source = self.meta.get("source") or {}
@@ -177,7 +179,9 @@ class _Exporter:
         }
         if started := self.meta.get("started"):
             obj["start_time"] = started
-        if run.series is None:
+        if key == "unknown":
+            obj["comment"] += f": {run.message}" if run.message else ""
+        elif run.series is None:
             obj["patchset_hash"] = ""
         else:
             names, hashes = self.patches(run.series)
@@ -188,7 +192,7 @@ class _Exporter:
                 base = self.options.patches_url.rstrip("/")
                 obj["patchset_files"] = [{"name": n, "url": f"{base}/{n}"} for n in names]
         obj["misc"] = {k: v for k, v in obj["misc"].items() if v is not None}
-        if run.status is not RunStatus.PATCH_FAILURE and run.kernel != "unknown":
+        if key != "unknown":
             obj["valid"] = True
         self.checkouts[key] = obj
         return obj
