@@ -205,7 +205,14 @@ def test_missing_kcidb_io_is_said_clearly(tmp_path: Path, monkeypatch: pytest.Mo
         kcidb.export(results, None, kcidb.ExportOptions())
 
 
-@pytest.mark.parametrize("args", [["does-not-exist"], ["{dir}", "--origin", "Bad-Origin"]])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["does-not-exist"],
+        ["{dir}", "--origin", "Bad-Origin"],
+        ["{dir}", "--logs-url", "results/x"],  # log_url must be an absolute URI
+    ],
+)
 def test_bad_input_exits_2_without_traceback(
     tmp_path: Path, args: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -20,6 +20,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from harness.analysis.ktap import Metric, TestNode, TestStatus
 from harness.errors import HarnessError
@@ -100,6 +101,9 @@ def export(result_dir: Path, out: Path | None, options: ExportOptions) -> dict[s
     """Build the document for ``result_dir``, validate it, then write it (None: no file)."""
     if not ORIGIN_RE.match(options.origin):
         raise KcidbInputError(f"--origin {options.origin!r}: must match [a-z0-9_]+ (KCIDB)")
+    for flag, url in (("--logs-url", options.logs_url), ("--patches-url", options.patches_url)):
+        if url is not None and not (urlsplit(url).scheme and urlsplit(url).netloc):
+            raise KcidbInputError(f"{flag} {url!r}: needs an absolute URL (https://host/...)")
     try:
         results = ResultDir.open(result_dir)
     except (OSError, ValueError, KeyError, TypeError) as e:
