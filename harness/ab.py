@@ -12,7 +12,7 @@ the pipeline's own (Pipeline.prepare / Pipeline.boot_and_test).
 from __future__ import annotations
 
 from harness.kernel.patches import PatchedTree, apply_series
-from harness.pipeline import Pipeline, kernel_label, obtain_source, patched_tree
+from harness.pipeline import Pipeline, kernel_label, obtain_source, patched_tree, series_meta
 from harness.record.run import AbSlot, ArchRun
 from harness.record.status import RunStatus, Variant
 from harness.record.store import ResultDir, default_meta
@@ -38,6 +38,7 @@ def run_ab(pipeline: Pipeline, repetitions: int) -> tuple[ResultDir, RunStatus]:
     if trees[Variant.PATCHED].series is None:
         reporter.warn("no series: both sides of the A/B run are the same kernel")
     results.meta["kernels"] = {str(v): kernel_label(t) for v, t in trees.items()}
+    results.meta["series"] = series_meta(trees[Variant.PATCHED])  # the patched side's
     results.save()
     for arch in arches:
         prepared = {v: pipeline.prepare(arch, trees[v], results, AbSlot(v, 0)) for v in Variant}

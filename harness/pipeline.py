@@ -10,6 +10,7 @@ is picked (QEMU, or a real machine with --machine).
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shlex
 import time
@@ -106,6 +107,18 @@ def config_request(spec: RunSpec, arch: Arch, tree: PatchedTree) -> ConfigReques
     return request
 
 
+def series_meta(tree: PatchedTree) -> dict[str, Any]:
+    """results.json meta.series: the patches in order, each with its sha256 (KCIDB's
+    patchset_hash is computed from those, so an export needs no access to the files)."""
+    patches = tree.series.patches if tree.series else []
+    return {
+        "dir": str(tree.series.directory) if tree.series else None,
+        "sha256": tree.series_digest,
+        "patches": [p.name for p in patches],
+        "patch_sha256": [hashlib.sha256(p.read_bytes()).hexdigest() for p in patches],
+    }
+
+
 def kernel_label(tree: PatchedTree) -> str:
     base = f"v{tree.source.kernel_version}"
     return base if tree.series is None else f"{base}+series-{tree.label}"
@@ -188,11 +201,7 @@ class Pipeline:
                 "version": source.kernel_version,
                 "sha256": source.checksum,
             },
-            series={
-                "dir": str(tree.series.directory) if tree.series else None,
-                "sha256": tree.series_digest,
-                "patches": [p.name for p in tree.series.patches] if tree.series else [],
-            },
+            series=series_meta(tree),
             kernel=kernel_label(tree),
         )
         results.save()
