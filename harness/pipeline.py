@@ -19,7 +19,7 @@ from typing import Any
 
 from harness.analysis.analyze import analyze, decode_crashes
 from harness.boot.guest.initramfs import ModuleStep
-from harness.boot.stage import Booter, BootRequest, QemuBooter
+from harness.boot.stage import Booter, BootRequest, HostChecked, QemuBooter
 from harness.errors import StageError, failure
 from harness.kernel.arch import Arch, get_arch
 from harness.kernel.build import BuildResult, BuildStage, KernelBuilder
@@ -149,6 +149,21 @@ class Pipeline:
     def arches(self) -> list[Arch]:
         return [get_arch(a) for a in (self.opts.arches or self.opts.spec.arches)]
 
+    def preflight(self, results: ResultDir, arches: list[Arch]) -> list[Arch]:
+        """Arches this host can boot; the others are recorded as infra_error at once,
+        before the source is fetched or anything is built."""
+        if not isinstance(self.booter, HostChecked):
+            return arches
+        ready = []
+        for arch in arches:
+            problem = self.booter.host_problem(arch)
+            if problem is None:
+                ready.append(arch)
+                continue
+            results.record(ArchRun(arch.name, "unknown", RunStatus.INFRA_ERROR, message=problem))
+            self.reporter.error(problem)
+        return ready
+
     def record_failure(
         self, results: ResultDir, arches: list[Arch], exc: BaseException
     ) -> RunStatus:
@@ -171,6 +186,9 @@ class Pipeline:
             arches=[a.name for a in arches],
         )
         results = self.start(meta)
+        arches = self.preflight(results, arches)
+        if not arches:
+            return results, results.finish()
         try:
             source = obtain_source(opts, self.reporter)
             tree = patched_tree(opts, source, self.reporter)

@@ -7,20 +7,22 @@ say) implements the same protocol and is picked in ``pipeline.choose_booter``.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
+from harness import doctor
 from harness.boot import accel as accel_mod
 from harness.boot.console import ConsoleResult, run_console
 from harness.boot.guest.initramfs import ModuleStep, build_initramfs
 from harness.boot.qemu import BootSpec, qemu_command
-from harness.kernel.arch import Arch
+from harness.kernel.arch import HOST_PACKAGES, Arch
 from harness.progress import Reporter
 from harness.record.run import BootInfo
 
-__all__ = ["BootRequest", "Booter", "QemuBooter"]
+__all__ = ["BootRequest", "Booter", "HostChecked", "QemuBooter"]
 
 
 @dataclass(frozen=True)
@@ -54,12 +56,30 @@ class Booter(Protocol):
         ...
 
 
+@runtime_checkable
+class HostChecked(Protocol):
+    """A booter that can say, before anything is built, that this host cannot boot ``arch``
+    (optional beside Booter: the pipeline asks only booters that have it)."""
+
+    def host_problem(self, arch: Arch) -> str | None:
+        """Why ``arch`` cannot be booted here (with how to fix it), or None."""
+        ...
+
+
 @dataclass(frozen=True)
 class QemuBooter:
     """Boot under QEMU with the guest initramfs; KVM only when a probe proved it works."""
 
     accel: str  # "auto" | "kvm" | "tcg", as requested
     cache: Path
+
+    def host_problem(self, arch: Arch) -> str | None:
+        """QEMU for ``arch`` must be on PATH (checked before the source is fetched)."""
+        if shutil.which(arch.qemu_binary) is not None:
+            return None
+        package = HOST_PACKAGES[arch.name][0]
+        line = doctor.install_line([doctor.Check(arch.qemu_binary, False, package)])
+        return f"{arch.qemu_binary} is not on PATH, so {arch.name} cannot boot; install it: {line}"
 
     def boot(
         self,
