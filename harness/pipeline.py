@@ -355,7 +355,10 @@ class Pipeline:
             durations["boot_to_results"] = round(outcome.duration, 1)
             if outcome.first_output_after is not None:
                 durations["first_output"] = round(outcome.first_output_after, 2)
-            found = analyze(outcome.lines, outcome.reason, [s.name for s in prepared.steps])
+            found = analyze(
+                outcome.lines, outcome.reason, [s.name for s in prepared.steps],
+                qemu_stderr=outcome.qemu_stderr, qemu_exit=outcome.qemu_exit,
+            )  # fmt: skip
             started = time.monotonic()
             decode_crashes(
                 [c for c in found.crashes if c.kind is not CrashKind.WARNING],

@@ -18,6 +18,8 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from harness.paths import REPO_ROOT
 
 PYTHON = sys.executable
@@ -121,3 +123,41 @@ def test_qemu_missing_for_one_arch_the_other_still_runs(tmp_path: Path) -> None:
     assert "no-such-tree" not in runs["arm64"]["message"]
     assert "qemu-system" not in runs["x86_64"]["message"]
     assert "no-such-tree" in runs["x86_64"]["message"]
+
+
+# --- 2. QEMU failing at start-up -------------------------------------------------------
+
+
+def test_qemu_start_up_failure_is_infra_error_with_qemu_message(tmp_path: Path) -> None:
+    """The real QEMU, asked for an impossible memory size (as a run definition's
+    boot.memory can): its stderr is kept apart from the guest console, the boot ends
+    with qemu_error, and the analysis says infra_error with QEMU's own words."""
+    from harness.analysis.analyze import analyze
+    from harness.boot.console import ExitReason, run_console
+    from harness.boot.qemu import BootSpec, qemu_command
+    from harness.kernel.arch import get_arch
+
+    arch = get_arch("x86_64")
+    if shutil.which(arch.qemu_binary) is None:
+        pytest.skip("no qemu-system-x86_64")
+    kernel, initrd = tmp_path / "bzImage", tmp_path / "initramfs.cpio"
+    kernel.write_bytes(b"\0" * 4096)
+    initrd.write_bytes(b"\0" * 512)
+    command = qemu_command(arch, BootSpec(kernel, initrd, [], memory="64T"), "tcg")
+    console = tmp_path / "x86_64" / "console.log"
+    outcome = run_console(command.argv, console, overall_timeout=60, inactivity_timeout=60)
+    assert outcome.reason == ExitReason.QEMU_ERROR
+    assert outcome.qemu_exit_status == 1
+    assert console.read_text() == ""  # QEMU's complaint is not guest output
+    stderr_log = console.parent / "console.qemu-stderr.log"
+    assert "cannot set up guest memory" in stderr_log.read_text()
+    found = analyze(
+        outcome.lines,
+        outcome.reason,
+        [],
+        qemu_stderr=outcome.qemu_stderr,
+        qemu_exit=outcome.qemu_exit,
+    )
+    assert found.status.value == "infra_error"
+    assert "cannot set up guest memory" in found.message
+    assert "exit status 1" in found.message

@@ -128,4 +128,5 @@ class QemuBooter:
         info.exit_reason = outcome.reason
         info.qemu_exit_status = outcome.qemu_exit_status
         info.notes = list(outcome.notes)
+        info.qemu_stderr = list(outcome.qemu_stderr)
         return info, outcome

@@ -65,6 +65,7 @@ class BootInfo:
     exit_reason: ExitReason | None = None
     qemu_exit_status: int | None = None
     notes: list[str] = field(default_factory=list)  # the console driver's remarks
+    qemu_stderr: list[str] = field(default_factory=list)  # QEMU's own messages (first lines)
 
     @property
     def reproducer(self) -> str:

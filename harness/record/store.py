@@ -213,6 +213,7 @@ def _boot_from_dict(data: Mapping[str, Any]) -> BootInfo:
         exit_reason=ExitReason(reason) if reason is not None else None,
         qemu_exit_status=_opt_int(data.get("qemu_exit_status")),
         notes=[str(n) for n in data.get("notes", [])],
+        qemu_stderr=[str(n) for n in data.get("qemu_stderr", [])],
     )
 
 
