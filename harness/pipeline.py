@@ -255,12 +255,37 @@ class Pipeline:
             raise exc
         return run
 
+    def mark_running(
+        self,
+        results: ResultDir,
+        arch: Arch,
+        tree: PatchedTree,
+        doing: str,
+        *,
+        ab: AbSlot | None = None,
+        build: BuildInfo | None = None,
+        boot: BootInfo | None = None,
+        console_log: str | None = None,
+    ) -> None:
+        """Record the run as cut short *before* the stage starts: if the harness is
+        killed (SIGKILL, OOM, power) results.json says where, not no_tests. The stage's
+        own record replaces it (same arch, kernel and A/B slot)."""
+        results.record(
+            ArchRun(
+                arch.name, kernel_label(tree), RunStatus.INFRA_ERROR, series=series_label(tree),
+                message=f"{INTERRUPTED_WHILE} {doing} (the harness stopped before this run "
+                "was recorded; its console log, if any, is kept)",
+                build=build, boot=boot, ab=ab, console_log=console_log,
+            )
+        )  # fmt: skip
+
     def prepare(
         self, arch: Arch, tree: PatchedTree, results: ResultDir, ab: AbSlot | None = None
     ) -> Prepared | ArchRun:
         """Build the kernel and the test modules; a failed run if either fails."""
         info: BuildInfo | None = None
         durations: dict[str, float] = {}
+        self.mark_running(results, arch, tree, "building", ab=ab)
         try:
             result, info = self.build_kernel(arch, tree)
             durations["build"] = round(result.duration, 1)
@@ -348,9 +373,17 @@ class Pipeline:
         console_log = results.arch_path(arch.name, console_name)
         relative_log = results.relative(console_log)
         booted: list[BootInfo] = []
+
+        def on_booted(info: BootInfo) -> None:
+            booted.append(info)
+            self.mark_running(
+                results, arch, tree, "booting", ab=ab, build=prepared.info, boot=info,
+                console_log=relative_log,
+            )  # fmt: skip
+
         try:
             boot, outcome = self.booter.boot(
-                self.boot_request(arch, prepared), console_log, self.reporter, booted.append
+                self.boot_request(arch, prepared), console_log, self.reporter, on_booted
             )
             durations["boot_to_results"] = round(outcome.duration, 1)
             if outcome.first_output_after is not None:
@@ -387,6 +420,9 @@ class Pipeline:
             ab=ab,
             module_steps=found.module_steps,
         )
+
+
+INTERRUPTED_WHILE = "interrupted while"
 
 
 def check_build(result: BuildResult) -> None:

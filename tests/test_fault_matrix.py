@@ -161,3 +161,100 @@ def test_qemu_start_up_failure_is_infra_error_with_qemu_message(tmp_path: Path) 
     assert found.status.value == "infra_error"
     assert "cannot set up guest memory" in found.message
     assert "exit status 1" in found.message
+
+
+# --- 3. two runs sharing a build directory ----------------------------------------------
+
+
+def test_two_runs_on_one_build_directory_each_boot_their_own_plan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run B builds its guest image while run A is between building its own and booting
+    it (the KVM probe can take 30 s there): A must still boot A's plan. The real
+    initramfs builder and QemuBooter; only the accelerator choice and QEMU are stubbed,
+    the stub reading the -initrd QEMU would get."""
+    from harness.boot import stage
+    from harness.boot.accel import Verdict
+    from harness.boot.console import ConsoleResult, ExitReason
+    from harness.boot.guest.initramfs import ModuleStep
+    from harness.boot.stage import BootRequest, QemuBooter
+    from harness.kernel.arch import get_arch
+    from harness.progress import Reporter
+    from harness.record.status import Accel
+
+    arch = get_arch("x86_64")
+    build_dir = tmp_path / "build-x86_64"  # shared by both runs
+    build_dir.mkdir()
+    modules = {}
+    for name in ("kbulk_stress", "kbulk_bench"):
+        modules[name] = build_dir / f"{name}.ko"
+        modules[name].write_bytes(b"\x7fELF" + name.encode())
+    booted: dict[str, bytes] = {}
+    booter = QemuBooter("tcg", tmp_path / "cache")
+    monkeypatch.setattr(stage.accel_mod, "choose", lambda *a, **k: Verdict(Accel.TCG, "stub"))
+
+    def request(name: str) -> BootRequest:
+        return BootRequest(arch, build_dir / "bzImage", build_dir, [ModuleStep(modules[name])])
+
+    def boot(run: str, name: str) -> None:
+        booter.boot(request(name), tmp_path / run / "x86_64" / "console.log", Reporter(quiet=True))
+
+    def console(argv: list[str], log: Path, **kwargs: object) -> ConsoleResult:
+        run = log.parent.parent.name
+        if run == "a":  # B starts and boots while A is about to start QEMU
+            boot("b", "kbulk_bench")
+        booted[run] = Path(argv[argv.index("-initrd") + 1]).read_bytes()
+        return ConsoleResult(ExitReason.COMPLETED, [], 0.1, 0, True)
+
+    monkeypatch.setattr(stage, "run_console", console)
+    boot("a", "kbulk_stress")
+    assert b"insmod /kbulk/modules/kbulk_stress.ko" in booted["a"]
+    assert b"kbulk_bench" not in booted["a"]
+    assert b"insmod /kbulk/modules/kbulk_bench.ko" in booted["b"]
+    # nothing of the guest is written into the shared build directory
+    assert not (build_dir / "kbulk-guest").exists()
+
+
+# --- 15. the harness killed mid-boot ----------------------------------------------------
+
+
+def test_harness_killed_mid_boot_leaves_an_honest_record(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What results.json says while the boot runs is what a SIGKILL leaves behind: the
+    run cut while booting (infra_error, "interrupted while booting"), not no_tests."""
+    from test_errors import prepared, stub_source
+
+    from harness.pipeline import Pipeline, RunOptions
+    from harness.progress import Reporter
+    from harness.record.run import BootInfo
+    from harness.record.status import Accel
+    from harness.spec import load_spec
+
+    stub_source(monkeypatch, tmp_path)
+    left: list[dict] = []
+
+    class KilledMidBoot:
+        def boot(self, request, console_log, reporter, on_booted=None):  # type: ignore[no-untyped-def]
+            assert on_booted is not None
+            on_booted(BootInfo(Accel.TCG, "stub", ["qemu-system-x86_64"]))
+            console_log.write_text("Linux version 7.2.13\n")
+            result_dir = console_log.parent.parent
+            left.append(json.loads((result_dir / "results.json").read_text()))
+            raise SystemExit(137)  # the harness goes away here
+
+    spec = load_spec(REPO_ROOT / "configs" / "default.yaml", REPO_ROOT)
+    opts = RunOptions(spec=spec, results_root=tmp_path / "results", cache=tmp_path / "cache",
+                      arches=["x86_64"], modules=False)  # fmt: skip
+    pipeline = Pipeline(opts, Reporter(quiet=True), KilledMidBoot())
+    monkeypatch.setattr(pipeline, "prepare", lambda *a, **k: prepared(tmp_path))
+    with pytest.raises(SystemExit):
+        pipeline.run()
+    (document,) = left
+    assert document["meta"]["complete"] is False
+    assert document["summary"]["status"] != "no_tests"
+    (run,) = document["runs"]
+    assert run["status"] == "infra_error"
+    assert run["message"].startswith("interrupted while booting")
+    assert run["console_log"] == "x86_64/console.log"
+    assert run["boot"]["qemu_argv"] == ["qemu-system-x86_64"]

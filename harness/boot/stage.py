@@ -31,7 +31,7 @@ class BootRequest:
 
     arch: Arch
     image: Path  # the kernel image
-    build_dir: Path  # where the kernel was built (guest images are kept beside it)
+    build_dir: Path  # where the kernel was built (read only here: guest images are per boot)
     steps: list[ModuleStep] = field(default_factory=list)  # test modules, in order
     cmdline: list[str] = field(default_factory=list)  # without the console= the arch adds
     memory: str = "1G"
@@ -54,6 +54,11 @@ class Booter(Protocol):
         """Boot; ``on_booted`` gets the BootInfo as soon as the boot starts (so an
         interrupted run still records how it was booted)."""
         ...
+
+
+def guest_image_for(console_log: Path) -> Path:
+    """This boot's initramfs: console.log -> console.initramfs.cpio, in the result directory."""
+    return console_log.with_name(console_log.name.removesuffix(".log") + ".initramfs.cpio")
 
 
 @runtime_checkable
@@ -89,9 +94,10 @@ class QemuBooter:
         on_booted: Callable[[BootInfo], None] | None = None,
     ) -> tuple[BootInfo, ConsoleResult]:
         arch = request.arch
-        guest_dir = request.build_dir / "kbulk-guest"
+        # The guest image is this boot's own, beside its console log in the result
+        # directory: runs sharing a build directory never share a mutable file.
         image = build_initramfs(
-            arch, request.steps, guest_dir / "initramfs.cpio", self.cache / "guest"
+            arch, request.steps, guest_image_for(console_log), self.cache / "guest"
         )
         spec = BootSpec(
             kernel=request.image,
