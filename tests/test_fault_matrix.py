@@ -258,3 +258,117 @@ def test_harness_killed_mid_boot_leaves_an_honest_record(
     assert run["message"].startswith("interrupted while booting")
     assert run["console_log"] == "x86_64/console.log"
     assert run["boot"]["qemu_argv"] == ["qemu-system-x86_64"]
+
+
+# --- e2e: real boots of the main job's cached x86_64 kernel -----------------------------
+
+DEFAULT_SPEC = (REPO_ROOT / "configs" / "default.yaml").read_text()
+
+
+def spec_file(tmp_path: Path, name: str, text: str) -> Path:
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(text)
+    return path
+
+
+@pytest.mark.e2e
+def test_e2e_impossible_memory_is_infra_error_with_qemu_message(tmp_path: Path) -> None:
+    spec = spec_file(tmp_path, "bigmem", DEFAULT_SPEC.replace("memory: 1G", "memory: 64T"))
+    cli = kbulk("run", "--spec", str(spec), "--arch", "x86_64", "--accel", "tcg",
+                results=tmp_path / "results", timeout=1800)  # fmt: skip
+    assert cli.returncode == 8
+    assert_no_traceback(cli)
+    (run,) = cli.results["runs"]
+    assert run["status"] == "infra_error"
+    assert "cannot set up guest memory" in run["message"]
+    assert run["boot"]["exit_reason"] == "qemu_error"
+    assert run["boot"]["qemu_exit_status"] == 1
+    assert cli.result_dir is not None
+    assert (cli.result_dir / "x86_64" / "console.log").read_text() == ""
+    assert "cannot set up" in (cli.result_dir / "x86_64" / "console.qemu-stderr.log").read_text()
+
+
+@pytest.mark.e2e
+def test_e2e_two_concurrent_runs_different_plans_one_build_directory(tmp_path: Path) -> None:
+    plans = {"stress": "kbulk_stress", "bench": "kbulk_bench"}
+    procs = {}
+    for name, module in plans.items():
+        text = DEFAULT_SPEC.replace(
+            "    - kbulk_stress\n    - kbulk_bench\n", f"    - {module}\n"
+        ).replace('filter_glob: "page_alloc_bulk*"', 'filter_glob: "page_alloc_bulk_order*"')
+        assert text.count("    - kbulk_") == 1
+        spec = spec_file(tmp_path, name, text)
+        results = tmp_path / f"results-{name}"
+        results.mkdir()
+        procs[name] = subprocess.Popen(
+            [PYTHON, "-m", "harness.cli", "run", "--spec", str(spec), "--arch", "x86_64",
+             "--accel", "tcg", "--results", str(results)],
+            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+    outputs = {name: proc.communicate(timeout=1800)[0] for name, proc in procs.items()}
+    builds = set()
+    for name, module in plans.items():
+        print(outputs[name])
+        assert "Traceback" not in outputs[name]
+        (result_dir,) = (tmp_path / f"results-{name}").iterdir()
+        (run,) = json.loads((result_dir / "results.json").read_text())["runs"]
+        builds.add(run["build"]["dir"])
+        assert run["module_steps"] == {module: 0}, run["message"]
+        assert "never loaded" not in run["message"]
+        assert run["status"] == "pass", run["message"]
+    assert len(builds) == 1  # they really shared one build directory
+
+
+# --- 5. JUnit for huge suites and absurd plans ------------------------------------------
+
+
+def _big_suite_run(cases: int):  # type: ignore[no-untyped-def]
+    from harness.analysis.ktap import parse_ktap
+    from harness.record.run import ArchRun
+    from harness.record.status import RunStatus
+
+    body = "".join(f"    ok {i} case_{i}\n" for i in range(1, cases + 1))
+    head = "KTAP version 1\n1..1\n    KTAP version 1\n    # Subtest: big\n"
+    text = f"{head}    1..{cases}\n{body}ok 1 big\n"
+    return ArchRun("x86_64", "k", RunStatus.PASS, ktap=parse_ktap(text))
+
+
+def test_junit_counts_each_suite_once_not_once_per_case(monkeypatch: pytest.MonkeyPatch) -> None:
+    """junitparser's add_testcase recounts the whole suite on every add (quadratic: 4000
+    cases took 33 s). The suite statistics must be computed once per suite."""
+    from junitparser import TestSuite
+
+    from harness.record.junit import build_junit
+
+    calls = 0
+    original = TestSuite.update_statistics
+
+    def counting(self: TestSuite) -> None:
+        nonlocal calls
+        calls += 1
+        original(self)
+
+    monkeypatch.setattr(TestSuite, "update_statistics", counting)
+    xml = build_junit([_big_suite_run(2000)])
+    assert xml.tests == 2000
+    assert calls <= 2  # the one suite, counted once (plus at most once by the document)
+
+
+def test_junit_of_an_absurd_plan_is_bounded(tmp_path: Path) -> None:
+    """A plan of 10^23 tests: a bounded number of placeholder cases and a bounded file."""
+    from harness.analysis.ktap import MAX_MISSING, parse_ktap
+    from harness.record.junit import write_junit
+    from harness.record.run import ArchRun
+    from harness.record.status import RunStatus
+
+    text = (
+        "KTAP version 1\n1..1\n    KTAP version 1\n    # Subtest: absurd\n"
+        f"    1..{10**23}\n    ok 1 first\n"
+    )
+    doc = parse_ktap(text)
+    run = ArchRun("x86_64", "k", RunStatus.CRASH, ktap=doc)
+    out = tmp_path / "junit.xml"
+    write_junit(out, [run])
+    cases = out.read_text().count("<testcase ")
+    assert cases <= MAX_MISSING + 10
+    assert out.stat().st_size < 300 * (MAX_MISSING + 10)
