@@ -13,6 +13,7 @@ from pathlib import Path
 from harness import doctor as doctor_mod
 from harness import seriescheck
 from harness.ab import run_ab
+from harness.analysis.reader import DEFAULT_MAX_BYTES, read_console
 from harness.boot.accel import probe_cache
 from harness.compare_cmd import run_compare
 from harness.errors import failure
@@ -145,6 +146,23 @@ def _add_parse(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--arch", default="unknown", help="architecture label for the results")
     p.add_argument("--json", type=Path, help="write results.json here")
     p.add_argument("--junit", type=Path, help="write JUnit XML here")
+    p.add_argument("--max-bytes", type=_size, default=DEFAULT_MAX_BYTES, metavar="SIZE",
+                   help="read at most this much of the log (e.g. 64M, 1G); the rest is not "
+                   "read and the run is infra_error; default: 64M")  # fmt: skip
+
+
+def _size(text: str) -> int:
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    number, unit = text[:-1], text[-1:].upper()
+    if unit not in units or unit == "":
+        number, unit = text, ""
+    try:
+        value = int(number) * units[unit]
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be a positive size (bytes, or 64M, 1G)")
+    return value
 
 
 def _add_doctor(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -307,21 +325,33 @@ def _print_summary(reporter: Reporter, runs: list[ArchRun]) -> None:
 
 def cmd_parse(args: argparse.Namespace, reporter: Reporter) -> int:
     try:
-        text = sys.stdin.read() if str(args.log) == "-" else args.log.read_text(errors="replace")
+        if str(args.log) == "-":
+            read = read_console(sys.stdin.buffer, args.max_bytes)
+        else:
+            with args.log.open("rb") as stream:
+                read = read_console(stream, args.max_bytes)
     except OSError as e:
         reporter.error(f"{args.log}: {e.strerror}")
         return 2
     try:
-        run = run_from_console(args.arch, text.splitlines(), str(args.log))
+        run = run_from_console(args.arch, read.lines, str(args.log))
+        if run.ktap is not None and read.warnings:
+            run.ktap.warnings[:0] = read.warnings
+        if read.cut_at is not None:
+            run.status = RunStatus.INFRA_ERROR
+            run.message = (
+                f"console log cut at {read.cut_at} bytes (--max-bytes): the results cover "
+                f"only its start; {run.message}"
+            )
+        meta = {"command_line": sys.argv, "parsed_log": str(args.log)}
+        if args.json:
+            write_json(args.json, [run], meta)
+        if args.junit:
+            write_junit(args.junit, [run])
     except Exception as e:
         failed = failure(e)
         reporter.error(failed.message)
         return EXIT_CODES[failed.status]
-    meta = {"command_line": sys.argv, "parsed_log": str(args.log)}
-    if args.json:
-        write_json(args.json, [run], meta)
-    if args.junit:
-        write_junit(args.junit, [run])
     _print_tree(reporter, run)
     warnings = run.ktap.warnings if run.ktap else []
     for warning in warnings[:_MAX_SHOWN_WARNINGS]:  # all of them are in --json

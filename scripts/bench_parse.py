@@ -3,6 +3,10 @@
 
     .venv/bin/python scripts/bench_parse.py [--scale 1.0] [--limit SECONDS] [--only NAME]
 
+The last cases ("read: ...") go through `kbulk parse`'s reader (chunked, lines cut
+as read, the --max-bytes cap at its 64 MB default) from an on-demand source, so
+their memory is what parsing a log of that size costs end to end.
+
 Each case runs in its own child process (so one that never finishes is cut at
 --limit and reported as such, and peak memory is that case's alone). A case
 feeds the console to what `kbulk parse` and the live pipeline run on it:
@@ -109,6 +113,46 @@ def _child(name: str, scale: float, queue: mp.Queue) -> None:
     queue.put((size, len(lines), elapsed, before, after, found.status.value, cut))
 
 
+class _Stream:
+    """A file-like source of ``total`` bytes of ``pattern`` repeated, made on demand
+    (so the input itself takes no memory in the child)."""
+
+    def __init__(self, pattern: bytes, total: int) -> None:
+        self.block = pattern * max(1, (1 << 20) // len(pattern))
+        self.left = total
+
+    def read(self, size: int = -1) -> bytes:
+        n = min(self.left, len(self.block) if size < 0 else min(size, len(self.block)))
+        self.left -= n
+        return self.block[:n]
+
+
+def read_cases(scale: float) -> dict[str, Callable[[], _Stream]]:
+    mb = int((1 << 20) * scale)
+    line = b"[   12.345678]     # case_7: kbulk-metric: test=case_7 ns=49 n=3\n"
+    return {
+        "read: 200 MB one line (no newline)": lambda: _Stream(b"x", 200 * mb),
+        "read: 32 MB console (under the cap)": lambda: _Stream(line, 32 * mb),
+        "read: 200 MB console (64 MB cap)": lambda: _Stream(line, 200 * mb),
+    }
+
+
+def _read_child(name: str, scale: float, queue: mp.Queue) -> None:
+    from harness.analysis.analyze import analyze
+    from harness.analysis.reader import read_console
+
+    stream = read_cases(scale)[name]()
+    total = stream.left
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * KiB
+    start = time.perf_counter()
+    read = read_console(stream)  # type: ignore[arg-type]
+    found = analyze(read.lines, None, [])
+    elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * KiB
+    longest = max((len(x) for x in read.lines), default=0)
+    queue.put((total, len(read.lines), elapsed, before, after, found.status.value, longest))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every size")
@@ -138,6 +182,29 @@ def main() -> int:
             f"{name:36} {size / KiB:8.0f}K {count:7} {elapsed * 1000:8.1f}ms "
             f"{before / mib:7.1f}M {after / mib:7.1f}M {(after - before) / mib:8.1f}M  "
             f"{status}, {cut}"
+        )
+    print(
+        f"\n{'kbulk parse reader + analyze':36} {'input':>9} {'lines':>7} {'time':>10} "
+        f"{'rss in':>8} {'rss out':>8} {'parse mem':>9}  status, longest kept line"
+    )
+    for name in read_cases(args.scale):
+        if args.only and args.only not in name:
+            continue
+        queue = ctx.Queue()
+        proc = ctx.Process(target=_read_child, args=(name, args.scale, queue))
+        proc.start()
+        proc.join(args.limit)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+            print(f"{name:36} did not finish in {args.limit} s")
+            continue
+        size, count, elapsed, before, after, status, longest = queue.get()
+        mib = KiB * KiB
+        print(
+            f"{name:36} {size / mib:8.0f}M {count:7} {elapsed * 1000:8.1f}ms "
+            f"{before / mib:7.1f}M {after / mib:7.1f}M {(after - before) / mib:8.1f}M  "
+            f"{status}, {longest}"
         )
     return 0
 

@@ -372,3 +372,50 @@ def test_junit_of_an_absurd_plan_is_bounded(tmp_path: Path) -> None:
     cases = out.read_text().count("<testcase ")
     assert cases <= MAX_MISSING + 10
     assert out.stat().st_size < 300 * (MAX_MISSING + 10)
+
+
+# --- 6. parse: endless input, size cap, SIGTERM -----------------------------------------
+
+
+def _peak_rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def test_parse_of_an_endless_input_has_bounded_memory_and_honours_sigterm() -> None:
+    """/dev/zero is one endless line: memory stays bounded (the line is cut as it is read)
+    and SIGTERM ends the parse promptly, without a traceback."""
+    import signal
+    import time
+
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "harness.cli", "parse", "/dev/zero", "--max-bytes", "1000G"],
+        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        time.sleep(3)
+        assert proc.poll() is None, proc.communicate()[0]
+        peak = _peak_rss_kib(proc.pid)
+        proc.send_signal(signal.SIGTERM)
+        output = proc.communicate(timeout=10)[0]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert "Traceback" not in output
+    assert proc.returncode == 128 + signal.SIGTERM
+    assert peak < 150 * 1024, f"peak RSS {peak} KiB"
+
+
+def test_parse_size_cap_is_a_clear_status(tmp_path: Path) -> None:
+    """An input larger than --max-bytes: only its start is read, infra_error, said so."""
+    log = tmp_path / "console.log"
+    log.write_text("KTAP version 1\n1..1\nok 1 first\n" + "noise\n" * 400_000)
+    cli = kbulk("parse", str(log), "--max-bytes", "1M", "--json", str(tmp_path / "r.json"))
+    assert cli.returncode == 8
+    assert_no_traceback(cli)
+    (run,) = json.loads((tmp_path / "r.json").read_text())["runs"]
+    assert run["status"] == "infra_error"
+    assert run["message"].startswith("console log cut at 1048576 bytes (--max-bytes)")
