@@ -349,7 +349,7 @@ def cmd_parse(args: argparse.Namespace, reporter: Reporter) -> int:
         if args.junit:
             write_junit(args.junit, [run])
     except Exception as e:
-        failed = failure(e)
+        failed = failure(e, error_log())
         reporter.error(failed.message)
         return EXIT_CODES[failed.status]
     _print_tree(reporter, run)
@@ -407,7 +407,7 @@ def cmd_source(args: argparse.Namespace, reporter: Reporter) -> int:
         reporter.error(str(e))
         return EXIT_CODES[RunStatus.INFRA_ERROR]
     except Exception as e:
-        failed = failure(e)
+        failed = failure(e, error_log())
         reporter.error(failed.message)
         return EXIT_CODES[failed.status]
     print(tree.path)
@@ -443,7 +443,7 @@ def cmd_series_check(args: argparse.Namespace, reporter: Reporter) -> int:
     try:
         return seriescheck.run(opts, reporter)
     except Exception as e:
-        failed = failure(e)
+        failed = failure(e, error_log())
         reporter.error(failed.message)
         return EXIT_CODES[failed.status]
 
@@ -483,6 +483,19 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         reporter.error("interrupted")
         return 130
+    except Exception as e:  # every command's last resort: a status and a message, no traceback
+        failed = failure(e, error_log())
+        reporter.error(failed.message)
+        return EXIT_CODES[failed.status]
+
+
+def error_log() -> Path | None:
+    """Where a command's unexpected traceback goes when it has no result directory."""
+    try:
+        cache_root().mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return cache_root() / "harness-error.log"
 
 
 if __name__ == "__main__":

@@ -419,3 +419,72 @@ def test_parse_size_cap_is_a_clear_status(tmp_path: Path) -> None:
     (run,) = json.loads((tmp_path / "r.json").read_text())["runs"]
     assert run["status"] == "infra_error"
     assert run["message"].startswith("console log cut at 1048576 bytes (--max-bytes)")
+
+
+# --- 7. full or read-only results filesystem --------------------------------------------
+
+
+@pytest.fixture
+def small_fs(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A real 256 KiB tmpfs (root only), filled to the brim; unmounted afterwards."""
+    mount = tmp_path / "fs"
+    mount.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
+                          capture_output=True, text=True, check=False)  # fmt: skip
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs: {proc.stderr.strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def fill(mount: Path) -> None:
+    fd = os.open(mount / "filler", os.O_WRONLY | os.O_CREAT)
+    try:
+        while os.write(fd, b"\0" * 4096):
+            pass
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def test_run_into_a_full_results_filesystem_is_infra_error_naming_path_and_errno(
+    small_fs: Path,
+) -> None:
+    (small_fs / "results").mkdir()
+    fill(small_fs)
+    cli = kbulk("run", "--arch", "x86_64", "--source", str(small_fs / "no-such-tree"),
+                "--results", str(small_fs / "results"))  # fmt: skip
+    assert_no_traceback(cli)
+    assert cli.returncode == 8
+    assert "No space left on device (ENOSPC)" in cli.output
+    assert str(small_fs / "results") in cli.output
+
+
+def test_run_into_a_read_only_results_filesystem_is_infra_error(small_fs: Path) -> None:
+    subprocess.run(["mount", "-o", "remount,ro", str(small_fs)], check=True)
+    cli = kbulk("run", "--arch", "x86_64", "--results", str(small_fs / "results"))
+    assert_no_traceback(cli)
+    assert cli.returncode == 8
+    assert "Read-only file system (EROFS)" in cli.output
+    assert str(small_fs / "results") in cli.output
+
+
+def test_parse_json_into_a_full_filesystem_or_missing_directory(
+    small_fs: Path, tmp_path: Path
+) -> None:
+    log = tmp_path / "console.log"
+    log.write_text("KTAP version 1\n1..1\nok 1 first\n" + "# noise\n" * 40_000)
+    fill(small_fs)
+    full = kbulk("parse", str(log), "--json", str(small_fs / "r.json"))
+    assert_no_traceback(full)
+    assert full.returncode == 8
+    assert f"cannot write {small_fs / 'r.json'}: No space left on device (ENOSPC)" in full.output
+    missing = kbulk("parse", str(log), "--json", str(tmp_path / "no" / "such" / "r.json"))
+    assert_no_traceback(missing)
+    assert missing.returncode == 8
+    assert f"cannot write {tmp_path / 'no' / 'such' / 'r.json'}: No such file" in missing.output

@@ -18,11 +18,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import pexpect
 
 from harness.analysis.crash import crash_kind
 from harness.boot.guest.markers import INIT_DONE
+from harness.fsutil import naming
 from harness.record.status import ExitReason
 
 __all__ = ["ConsoleResult", "ExitReason", "run_console"]
@@ -135,8 +137,7 @@ def run_console(
                     if result.first_output_after is None:
                         result.first_output_after = time.monotonic() - start
                     lines.append(line)
-                    log.write(line + "\n")
-                    log.flush()
+                    _write(log, line + "\n", log_path)
                     if on_line:
                         on_line(line)
                     if INIT_DONE in line:
@@ -151,7 +152,7 @@ def run_console(
                     tail = (child.before or "").rstrip("\r\n")
                     if tail:
                         lines.append(tail)
-                        log.write(tail + "\n")
+                        _write(log, tail + "\n", log_path)
                     break
                 else:
                     if finish_by is None and time.monotonic() < deadline:
@@ -173,6 +174,15 @@ def run_console(
                 result.reason = ExitReason.QEMU_ERROR
         result.duration = time.monotonic() - start
     return result
+
+
+def _write(log: TextIO, text: str, path: Path) -> None:
+    """Append to the console log now (a full disk fails here, naming the log)."""
+    try:
+        log.write(text)
+        log.flush()
+    except OSError as e:
+        raise naming(e, path) from e
 
 
 def _read_stderr(path: Path) -> list[str]:
