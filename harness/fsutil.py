@@ -38,6 +38,8 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 
 def naming(exc: OSError, path: str | os.PathLike[str]) -> OSError:
     """``exc`` (same errno and class) with ``path`` as its file name, for messages."""
+    if exc.errno is None:  # not from the OS: nothing to rename
+        return exc
     return type(exc)(exc.errno, exc.strerror, os.fspath(path))
 
 
