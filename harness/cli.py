@@ -210,7 +210,8 @@ def _add_compare(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     c = sub.add_parser("compare", help="compare baseline and patched results (report.md/html)",
                        description="DIR: one A/B directory (runs without '+series' are the "
                        "baseline); DIR_A DIR_B: baseline and patched. Exit: 0 no regression, "
-                       "1 regression, 2 usage, 8 runs differ in more than the kernel.")  # fmt: skip
+                       "1 regression, 2 usage, 8 runs differ in more than the kernel (or share no "
+                       "arch), 10 a results.json is malformed.")  # fmt: skip
     c.add_argument("dirs", type=Path, nargs="*", metavar="DIR", help="result directories (1 or 2)")
     c.add_argument("--baseline", type=Path, action="append", default=[], dest="baseline_dirs",
                    help="another baseline result directory (repeatable)")  # fmt: skip

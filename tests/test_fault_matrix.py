@@ -488,3 +488,68 @@ def test_parse_json_into_a_full_filesystem_or_missing_directory(
     assert_no_traceback(missing)
     assert missing.returncode == 8
     assert f"cannot write {tmp_path / 'no' / 'such' / 'r.json'}: No such file" in missing.output
+
+
+# --- 8./9. compare: malformed results.json, disjoint arches -----------------------------
+
+
+def _ab_dirs(tmp_path: Path) -> tuple[Path, Path]:
+    from runs import two_dirs
+
+    return two_dirs(tmp_path)  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize(
+    ("field", "damage", "named"),
+    [
+        ("status", lambda run: run.update(status=42), "runs[0].status"),
+        ("ktap", lambda run: run.update(ktap="not a tree"), "runs[0].ktap"),
+        (
+            "metrics",
+            lambda run: run["metrics"][0].update(values=[1, 2]),
+            "runs[0].metrics[0].values",
+        ),
+        (
+            "durations",
+            lambda run: run.update(durations={"build": "fast"}),
+            "runs[0].durations.build",
+        ),
+        ("arch", lambda run: run.pop("arch"), "runs[0].arch"),
+    ],
+    ids=["status", "ktap", "metric-values", "duration", "missing-arch"],
+)
+def test_compare_on_malformed_results_names_file_and_field(
+    tmp_path: Path,
+    field: str,
+    damage,
+    named: str,  # type: ignore[no-untyped-def]
+) -> None:
+    a, b = _ab_dirs(tmp_path)
+    data = json.loads((b / "results.json").read_text())
+    damage(data["runs"][0])
+    (b / "results.json").write_text(json.dumps(data))
+    cli = kbulk("compare", str(a), str(b))
+    assert_no_traceback(cli)
+    assert cli.returncode == 10
+    assert f"{b / 'results.json'}: {named}" in cli.output
+
+
+def test_compare_on_a_results_file_that_is_not_json(tmp_path: Path) -> None:
+    a, b = _ab_dirs(tmp_path)
+    (b / "results.json").write_text('{"schema_version": 2, "runs": [')
+    cli = kbulk("compare", str(a), str(b))
+    assert_no_traceback(cli)
+    assert cli.returncode == 10
+    assert f"{b / 'results.json'}: not valid JSON" in cli.output
+
+
+def test_compare_of_disjoint_arches_is_refused(tmp_path: Path) -> None:
+    from runs import BASE, PATCHED, make_run, write_dir
+
+    a = write_dir(tmp_path / "a", [make_run(BASE, filled=900, arch="x86_64")])
+    b = write_dir(tmp_path / "b", [make_run(PATCHED, filled=1000, arch="arm64")])
+    cli = kbulk("compare", str(a), str(b))
+    assert_no_traceback(cli)
+    assert cli.returncode == 8
+    assert "refusing to compare" in cli.output
+    assert "x86_64" in cli.output and "arm64" in cli.output
