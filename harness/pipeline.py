@@ -22,7 +22,7 @@ from harness.boot.guest.initramfs import ModuleStep
 from harness.boot.stage import Booter, BootRequest, HostChecked, QemuBooter
 from harness.errors import StageError, failure
 from harness.kernel.arch import Arch, get_arch
-from harness.kernel.build import BuildResult, BuildStage, KernelBuilder
+from harness.kernel.build import BuildResult, KernelBuilder
 from harness.kernel.kconfig import ConfigRequest
 from harness.kernel.patches import PatchedTree, apply_series, load_series
 from harness.kernel.source import (
@@ -429,11 +429,8 @@ def check_build(result: BuildResult) -> None:
     """Raise the build's failure with its status (config or build)."""
     if result.config_mismatches:
         raise StageError(RunStatus.CONFIG_ERROR, result.summary)
-    if not result.ok:
-        status = (
-            RunStatus.CONFIG_ERROR if result.stage is BuildStage.CONFIG else RunStatus.BUILD_FAILURE
-        )
-        raise StageError(status, f"{result.summary} (log: {result.log})")
+    if not result.ok:  # make failed, configuring or building: a build failure
+        raise StageError(RunStatus.BUILD_FAILURE, f"{result.summary} (log: {result.log})")
 
 
 def traceback_log(results: ResultDir) -> Path:

@@ -553,3 +553,46 @@ def test_compare_of_disjoint_arches_is_refused(tmp_path: Path) -> None:
     assert cli.returncode == 8
     assert "refusing to compare" in cli.output
     assert "x86_64" in cli.output and "arm64" in cli.output
+
+
+# --- 12. make failing while configuring -------------------------------------------------
+
+
+def test_make_failing_while_configuring_is_a_build_failure_with_make_s_error(
+    tmp_path: Path,
+) -> None:
+    """The real kernel tree and make, with flex missing from PATH: `make tinyconfig`
+    cannot build scripts/kconfig/conf. That is build_failure with make's first error
+    line, not config_error with "0 errors"."""
+    from harness.errors import failure
+    from harness.kernel.arch import get_arch
+    from harness.kernel.build import KernelBuilder
+    from harness.kernel.kconfig import ConfigRequest
+    from harness.kernel.patches import PatchedTree
+    from harness.kernel.source import SourceTree
+    from harness.pipeline import check_build
+
+    src = os.environ.get("KBULK_LINUX_SRC")
+    if not src or not Path(src, "Makefile").is_file():
+        pytest.skip("KBULK_LINUX_SRC: no kernel tree")
+    tree_path = Path(src)
+    source = SourceTree(tree_path, "7.2.13", "test", "0" * 64)
+    tree = PatchedTree(tree_path, source, None, "none")
+    work = tmp_path / "work"
+    builder = KernelBuilder(tree, get_arch("x86_64"), ConfigRequest("tinyconfig"),
+                            tmp_path / "cache", work, jobs=2, use_ccache=False)  # fmt: skip
+    path = path_without(tmp_path, "flex", "lex")
+    old = os.environ["PATH"]
+    os.environ["PATH"] = path
+    try:
+        result = builder.build()
+    finally:
+        os.environ["PATH"] = old
+    assert not result.ok
+    with pytest.raises(Exception) as raised:
+        check_build(result)
+    found = failure(raised.value)
+    assert found.status.value == "build_failure", found.message
+    assert "0 errors" not in found.message
+    assert "flex" in found.message
+    assert "make" in found.message and "tinyconfig" in found.message

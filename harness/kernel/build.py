@@ -37,12 +37,16 @@ _ERROR = re.compile(
     r"(?:^[^\s:]+:\d+:\d+: (?:fatal )?error: |^make\[\d+\]: \*\*\* |^ld: .*error|Error \d+$)"
 )
 _COMPILER_ERROR = re.compile(r"^\S+:\d+:\d+: (?:fatal )?error: ")
+# A tool make ran is missing ("/bin/sh: 1: flex: not found"): the cause, not make's summary.
+_TOOL_MISSING = re.compile(r"^(?:/bin/(?:ba)?sh: (?:line )?\d+: )?\S+: (?:command )?not found$")
 
 
 class BuildError(HarnessError):
-    """Configuring the kernel failed (make defconfig, merge_config.sh or olddefconfig)."""
+    """A make step while configuring failed (make tinyconfig, merge_config.sh, olddefconfig):
+    a build failure (the tools or the tree's Kconfig do not build), not a config error,
+    which is a requested symbol that did not survive (config_mismatches)."""
 
-    status = RunStatus.CONFIG_ERROR
+    status = RunStatus.BUILD_FAILURE
 
 
 class BuildStage(enum.StrEnum):
@@ -78,6 +82,8 @@ class BuildResult:
             return "requested config symbols did not survive olddefconfig: " + "; ".join(
                 str(m) for m in self.config_mismatches
             )
+        if self.stage is BuildStage.CONFIG:  # a make step while configuring: its own words
+            return self.first_error
         return f"{self.errors} errors; first: {self.first_error}"
 
 
@@ -91,11 +97,20 @@ class LogScan:
     def feed(self, line: str) -> None:
         if _WARNING.search(line):
             self.warnings += 1
+        if _TOOL_MISSING.match(line.strip()):
+            self.errors += 1
+            if not _COMPILER_ERROR.match(self.first_error) and not _TOOL_MISSING.match(
+                self.first_error
+            ):
+                self.first_error = line.strip()
+            return
         if _ERROR.search(line):
             self.errors += 1
             # the compiler's own message beats make's "Error 1" summary
             if not self.first_error or (
-                _COMPILER_ERROR.match(line) and not _COMPILER_ERROR.match(self.first_error)
+                _COMPILER_ERROR.match(line)
+                and not _COMPILER_ERROR.match(self.first_error)
+                and not _TOOL_MISSING.match(self.first_error)
             ):
                 self.first_error = line.strip()
 
@@ -223,9 +238,10 @@ class KernelBuilder:
             self.make_args("olddefconfig"),
         ]
         for args in steps:
-            rc, _ = self._run(args, log)
+            rc, scan = self._run(args, log)
             if rc != 0:
-                raise BuildError(f"configuring failed at `{shlex.join(args)}`; see {log}")
+                first = scan.first_error or f"exit status {rc}"
+                raise BuildError(f"configuring failed at `{shlex.join(args)}`: {first}")
         problems = verify(self.request, dotconfig.read_text())
         if not problems:
             marker.write_text(self.request.digest + "\n")
