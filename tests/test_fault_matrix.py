@@ -596,3 +596,42 @@ def test_make_failing_while_configuring_is_a_build_failure_with_make_s_error(
     assert "0 errors" not in found.message
     assert "flex" in found.message
     assert "make" in found.message and "tinyconfig" in found.message
+
+
+# --- bad timeouts and pathological lines, end to end through the CLI ----------------------
+# (the unit cases: tests/test_reliability_spec.py::test_spec_timeout_must_be_positive,
+#  ::test_cli_timeout_must_be_positive; tests/test_reliability_parse.py, every
+#  *_is_linear case and test_line_over_the_cap_is_truncated_with_a_warning)
+
+
+@pytest.mark.parametrize("value", ["-5", "0", "nan", "inf", "soon"])
+def test_bad_timeout_on_the_command_line(tmp_path: Path, value: str) -> None:
+    cli = kbulk("run", "--arch", "x86_64", f"--timeout={value}", results=tmp_path / "r")
+    assert_no_traceback(cli)
+    assert cli.returncode == 2
+    assert "positive number of seconds" in cli.output
+    assert cli.result_dir is None  # nothing started
+
+
+@pytest.mark.parametrize("value", ["-1", "0", "'ten'"])
+def test_bad_timeout_in_the_run_definition(tmp_path: Path, value: str) -> None:
+    spec = tmp_path / "bad.yaml"
+    spec.write_text(DEFAULT_SPEC.replace("  timeout: 1200", f"  timeout: {value}"))
+    cli = kbulk("run", "--spec", str(spec), "--arch", "x86_64", results=tmp_path / "r")
+    assert_no_traceback(cli)
+    assert cli.returncode == 2
+    assert f"{spec}:" in cli.output and "timeout" in cli.output
+
+
+def test_pathological_lines_through_parse(tmp_path: Path) -> None:
+    """100 KB of spaces after a result line and a 2 MB line: cut with a warning, parsed."""
+    log = tmp_path / "console.log"
+    log.write_text(
+        "KTAP version 1\n1..2\nok 1 first" + " " * 100_000 + "x\n"
+        "# " + "y" * 2_000_000 + "\nok 2 second\n"
+    )
+    cli = kbulk("parse", str(log), "--json", str(tmp_path / "r.json"))
+    assert_no_traceback(cli)
+    (run,) = json.loads((tmp_path / "r.json").read_text())["runs"]
+    assert run["status"] == "pass"
+    assert sum("truncated to 65536" in w for w in run["ktap"]["warnings"]) == 2
