@@ -429,6 +429,11 @@ def check_build(result: BuildResult) -> None:
     """Raise the build's failure with its status (config or build)."""
     if result.config_mismatches:
         raise StageError(RunStatus.CONFIG_ERROR, result.summary)
+    if not result.ok and result.storage_error:  # the disk, not the kernel
+        raise StageError(
+            RunStatus.INFRA_ERROR,
+            f"the build's disk failed: {result.storage_error} (log: {result.log})",
+        )
     if not result.ok:  # make failed, configuring or building: a build failure
         raise StageError(RunStatus.BUILD_FAILURE, f"{result.summary} (log: {result.log})")
 

@@ -635,3 +635,35 @@ def test_pathological_lines_through_parse(tmp_path: Path) -> None:
     (run,) = json.loads((tmp_path / "r.json").read_text())["runs"]
     assert run["status"] == "pass"
     assert sum("truncated to 65536" in w for w in run["ktap"]["warnings"]) == 2
+
+
+def test_build_into_a_full_cache_is_infra_error_naming_the_disk(
+    small_fs: Path, tmp_path: Path
+) -> None:
+    """The build directory (in the cache) on a full filesystem: the host's fault
+    (infra_error, "No space left on device" quoted), not the kernel's (build_failure)."""
+    from harness.errors import failure
+    from harness.kernel.arch import get_arch
+    from harness.kernel.build import KernelBuilder
+    from harness.kernel.kconfig import ConfigRequest
+    from harness.kernel.patches import PatchedTree
+    from harness.kernel.source import SourceTree
+    from harness.pipeline import check_build
+
+    src = os.environ.get("KBULK_LINUX_SRC")
+    if not src or not Path(src, "Makefile").is_file():
+        pytest.skip("KBULK_LINUX_SRC: no kernel tree")
+    source = SourceTree(Path(src), "7.2.13", "test", "0" * 64)
+    tree = PatchedTree(Path(src), source, None, "none")
+    work = small_fs / "work"
+    builder = KernelBuilder(tree, get_arch("x86_64"), ConfigRequest("tinyconfig"),
+                            small_fs / "cache", work, jobs=2, use_ccache=False)  # fmt: skip
+    builder.build_dir.mkdir(parents=True)
+    fill(small_fs)
+    filler = small_fs / "filler"
+    os.truncate(filler, filler.stat().st_size - 48 * 1024)  # room for the log, not for make
+    with pytest.raises(Exception) as raised:
+        check_build(builder.build())
+    found = failure(raised.value)
+    assert found.status.value == "infra_error", found.message
+    assert "No space left on device" in found.message

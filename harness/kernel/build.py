@@ -37,6 +37,7 @@ _ERROR = re.compile(
     r"(?:^[^\s:]+:\d+:\d+: (?:fatal )?error: |^make\[\d+\]: \*\*\* |^ld: .*error|Error \d+$)"
 )
 _COMPILER_ERROR = re.compile(r"^\S+:\d+:\d+: (?:fatal )?error: ")
+_STORAGE = re.compile(r"No space left on device|Read-only file system|Disk quota exceeded")
 # A tool make ran is missing ("/bin/sh: 1: flex: not found"): the cause, not make's summary.
 _TOOL_MISSING = re.compile(r"^(?:/bin/(?:ba)?sh: (?:line )?\d+: )?\S+: (?:command )?not found$")
 
@@ -47,6 +48,10 @@ class BuildError(HarnessError):
     which is a requested symbol that did not survive (config_mismatches)."""
 
     status = RunStatus.BUILD_FAILURE
+
+    def __init__(self, message: str, storage_error: str = "") -> None:
+        super().__init__(message)
+        self.storage_error = storage_error  # the disk failed under make (see LogScan)
 
 
 class BuildStage(enum.StrEnum):
@@ -69,6 +74,7 @@ class BuildResult:
     config_mismatches: list[Mismatch] = field(default_factory=list)
     make_argv: list[str] = field(default_factory=list)  # the kernel build, targets included
     stage: BuildStage = BuildStage.BUILD  # what failed
+    storage_error: str = ""  # make's line saying the disk was full or read-only: the host's fault
 
     @property
     def reproducer(self) -> str:
@@ -92,9 +98,12 @@ class LogScan:
     warnings: int = 0
     errors: int = 0
     first_error: str = ""
+    storage_error: str = ""  # first "No space left on device" / "Read-only file system" line
     _context: list[str] = field(default_factory=list)
 
     def feed(self, line: str) -> None:
+        if not self.storage_error and _STORAGE.search(line):
+            self.storage_error = line.strip()
         if _WARNING.search(line):
             self.warnings += 1
         if _TOOL_MISSING.match(line.strip()):
@@ -241,7 +250,9 @@ class KernelBuilder:
             rc, scan = self._run(args, log)
             if rc != 0:
                 first = scan.first_error or f"exit status {rc}"
-                raise BuildError(f"configuring failed at `{shlex.join(args)}`: {first}")
+                raise BuildError(
+                    f"configuring failed at `{shlex.join(args)}`: {first}", scan.storage_error
+                )
         problems = verify(self.request, dotconfig.read_text())
         if not problems:
             marker.write_text(self.request.digest + "\n")
@@ -276,6 +287,7 @@ class KernelBuilder:
             mismatches = self.configure(log)
         except BuildError as e:
             result.stage, result.first_error = BuildStage.CONFIG, str(e)
+            result.storage_error = e.storage_error
             result.duration = time.monotonic() - start
             return result
         if mismatches:
@@ -293,6 +305,7 @@ class KernelBuilder:
             scan.errors,
             scan.first_error,
         )
+        result.storage_error = scan.storage_error
         image = bdir / self.arch.image
         if rc == 0 and image.is_file():
             result.ok = True
