@@ -667,3 +667,23 @@ def test_build_into_a_full_cache_is_infra_error_naming_the_disk(
     found = failure(raised.value)
     assert found.status.value == "infra_error", found.message
     assert "No space left on device" in found.message
+
+
+def test_kvm_probe_records_why_kvm_was_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A KVM that aborts QEMU: the probe's verdict quotes QEMU, not "ended with guest_exit"."""
+    from harness.boot import accel
+    from harness.boot.console import ConsoleResult, ExitReason
+    from harness.kernel.arch import get_arch
+
+    def aborting(argv: list[str], log: Path, **kwargs: object) -> ConsoleResult:
+        result = ConsoleResult(ExitReason.QEMU_ERROR, ["Linux version 7.2.13"], 0.5)
+        result.qemu_exit_signal = 6
+        result.qemu_stderr = ["KVM internal error. Suberror: 1", "emulation failure"]
+        return result
+
+    monkeypatch.setattr(accel, "run_console", aborting)
+    verdict = accel.probe_kvm(get_arch("x86_64"), tmp_path / "bzImage", tmp_path / "cache")
+    assert verdict.accel == "tcg"
+    assert "QEMU failed (killed by SIGABRT): KVM internal error. Suberror: 1" in verdict.reason
