@@ -687,3 +687,55 @@ def test_kvm_probe_records_why_kvm_was_refused(
     verdict = accel.probe_kvm(get_arch("x86_64"), tmp_path / "bzImage", tmp_path / "cache")
     assert verdict.accel == "tcg"
     assert "QEMU failed (killed by SIGABRT): KVM internal error. Suberror: 1" in verdict.reason
+
+
+@pytest.mark.e2e
+def test_e2e_sigkill_mid_boot_leaves_interrupted_not_no_tests(tmp_path: Path) -> None:
+    """SIGKILL (no handler runs) once the guest's init started: results.json says the
+    run was interrupted while booting, the console so far is kept, QEMU is gone."""
+    import signal
+    import time
+
+    root = tmp_path / "results"
+    root.mkdir()
+    proc = subprocess.Popen(
+        [PYTHON, "-m", "harness.cli", "run", "--arch", "x86_64", "--accel", "tcg",
+         "--results", str(root)],
+        cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    console = None
+    try:
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline and proc.poll() is None:
+            logs = list(root.glob("*/x86_64/console.log"))
+            if logs and "kbulk-init: start" in logs[0].read_text(errors="replace"):
+                console = logs[0]
+                break
+            time.sleep(0.2)
+        assert console is not None, "the guest never reached init"
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    data = json.loads((console.parent.parent / "results.json").read_text())
+    assert data["meta"]["complete"] is False
+    assert data["summary"]["status"] == "infra_error"
+    (run,) = data["runs"]
+    assert run["message"].startswith("interrupted while booting"), run["message"]
+    assert run["console_log"] == "x86_64/console.log"
+    assert "kbulk-init: start" in console.read_text(errors="replace")
+    time.sleep(1)  # PDEATHSIG is delivered at once; give the kernel a moment to reap
+    leftover = [
+        p.name for p in Path("/proc").iterdir() if p.name.isdigit()
+        and str(console.parent) in _cmdline(p)
+    ]  # fmt: skip
+    assert not leftover, "QEMU outlived the harness"
+
+
+def _cmdline(proc: Path) -> str:
+    try:
+        return (proc / "cmdline").read_bytes().decode(errors="replace")
+    except OSError:
+        return ""
