@@ -13,7 +13,7 @@ from pathlib import Path
 from harness import doctor as doctor_mod
 from harness import seriescheck
 from harness.ab import run_ab
-from harness.analysis.reader import DEFAULT_MAX_BYTES, read_console
+from harness.analysis.reader import DEFAULT_MAX_BYTES, ConsoleFile, spool
 from harness.boot.accel import probe_cache
 from harness.compare_cmd import run_compare
 from harness.errors import failure
@@ -325,17 +325,24 @@ def _print_summary(reporter: Reporter, runs: list[ArchRun]) -> None:
 
 
 def cmd_parse(args: argparse.Namespace, reporter: Reporter) -> int:
+    spooled: Path | None = None
     try:
-        if str(args.log) == "-":
-            read = read_console(sys.stdin.buffer, args.max_bytes)
-        else:
-            with args.log.open("rb") as stream:
-                read = read_console(stream, args.max_bytes)
-    except OSError as e:
-        reporter.error(f"{args.log}: {e.strerror}")
-        return 2
+        try:
+            if str(args.log) == "-":  # read more than once: kept on disk, not in memory
+                spooled = spool(sys.stdin.buffer, args.max_bytes)
+            read = ConsoleFile(spooled or args.log, args.max_bytes)
+        except OSError as e:
+            reporter.error(f"{args.log}: {e.strerror}")
+            return 2
+        return _parse(args, reporter, read)
+    finally:
+        if spooled is not None:
+            spooled.unlink(missing_ok=True)
+
+
+def _parse(args: argparse.Namespace, reporter: Reporter, read: ConsoleFile) -> int:
     try:
-        run = run_from_console(args.arch, read.lines, str(args.log))
+        run = run_from_console(args.arch, read, str(args.log))
         if run.ktap is not None and read.warnings:
             run.ktap.warnings[:0] = read.warnings
         if read.cut_at is not None:

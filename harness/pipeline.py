@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 import shlex
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -455,7 +456,7 @@ def validate_suites(glob: str) -> str:
     return glob
 
 
-def run_from_console(arch: str, lines: list[str], console_log: str) -> ArchRun:
+def run_from_console(arch: str, lines: Collection[str], console_log: str) -> ArchRun:
     """`kbulk parse`: the run record of a saved console (how it ended is unknown)."""
     found = analyze(lines, None, [])
     return ArchRun(

@@ -739,3 +739,28 @@ def _cmdline(proc: Path) -> str:
         return (proc / "cmdline").read_bytes().decode(errors="replace")
     except OSError:
         return ""
+
+
+def _parse_peak_kib(log: Path) -> int:
+    # VmHWM, not ru_maxrss: exec carries the forking process's peak into ru_maxrss.
+    code = (
+        "import sys; from harness.cli import main; rc = main(sys.argv[1:]); "
+        "hwm = [l for l in open('/proc/self/status') if l.startswith('VmHWM')][0]; "
+        "print('MAXRSS', hwm.split()[1], file=sys.stderr); sys.exit(rc)"
+    )
+    proc = subprocess.run([PYTHON, "-c", code, "parse", str(log)],
+                          cwd=REPO_ROOT, capture_output=True, text=True, check=False)  # fmt: skip
+    assert "Traceback" not in proc.stderr, proc.stderr
+    return int(proc.stderr.rsplit("MAXRSS", 1)[1].split()[0])
+
+
+def test_parse_memory_does_not_grow_with_the_console_outside_ktap(tmp_path: Path) -> None:
+    """`kbulk parse` re-reads the file for each pass instead of holding it: 2 MB and
+    16 MB of boot noise cost the same memory (was: every line held, ~5x the log)."""
+    noise = b"[   12.345678] virtio_blk virtio0: [vda] 2048 512-byte logical blocks\n"
+    peaks = []
+    for megabytes in (2, 16):
+        log = tmp_path / f"console-{megabytes}.log"
+        log.write_bytes(noise * (megabytes * (1 << 20) // len(noise)))
+        peaks.append(_parse_peak_kib(log))
+    assert peaks[1] - peaks[0] < 8 * 1024, f"peak RSS {peaks} KiB"

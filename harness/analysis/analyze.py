@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +37,7 @@ class Analysis:
     module_steps: dict[str, int | None] = field(default_factory=dict)  # name -> rc (None: no end)
 
 
-def module_steps(lines: list[str]) -> dict[str, int | None]:
+def module_steps(lines: Iterable[str]) -> dict[str, int | None]:
     steps: dict[str, int | None] = {}
     for line in lines:
         if m := STEP_BEGIN.search(line):
@@ -47,14 +48,16 @@ def module_steps(lines: list[str]) -> dict[str, int | None]:
 
 
 def analyze(
-    lines: list[str],
+    lines: Collection[str],
     reason: ExitReason | None,
     expect_modules: list[str],
     qemu_stderr: list[str] | None = None,
     qemu_exit: str | None = None,
 ) -> Analysis:
     """Classify a boot. ``reason`` None means a saved log of unknown ending (parse);
-    ``qemu_stderr`` and ``qemu_exit`` (e.g. "exit status 1") are QEMU's own, never the guest's."""
+    ``qemu_stderr`` and ``qemu_exit`` (e.g. "exit status 1") are QEMU's own, never the guest's.
+    ``lines`` is only iterated (several passes), so a file-backed console
+    (reader.ConsoleFile) is parsed without holding it in memory."""
     doc = parse_console(lines)
     legacy = parse_summaries(lines)
     if legacy:  # self-tests without KTAP (test_vmalloc) count like KUnit suites
