@@ -27,6 +27,9 @@ def run_ab(pipeline: Pipeline, repetitions: int) -> tuple[ResultDir, RunStatus]:
         spec_name=opts.spec.name, arches=[a.name for a in arches],
     )  # fmt: skip
     results = pipeline.start(meta)
+    arches = pipeline.preflight(results, arches)
+    if not arches:
+        return results, results.finish()
     try:
         source = obtain_source(opts, reporter)
         trees: dict[Variant, PatchedTree] = {

@@ -14,6 +14,7 @@ from pathlib import Path
 from harness import doctor as doctor_mod
 from harness import seriescheck
 from harness.ab import run_ab
+from harness.analysis.reader import DEFAULT_MAX_BYTES, ConsoleFile, spool
 from harness.boot.accel import probe_cache
 from harness.compare_cmd import run_compare
 from harness.errors import failure
@@ -160,6 +161,23 @@ def _add_parse(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--arch", default="unknown", help="architecture label for the results")
     p.add_argument("--json", type=Path, help="write results.json here")
     p.add_argument("--junit", type=Path, help="write JUnit XML here")
+    p.add_argument("--max-bytes", type=_size, default=DEFAULT_MAX_BYTES, metavar="SIZE",
+                   help="read at most this much of the log (e.g. 64M, 1G); the rest is not "
+                   "read and the run is infra_error; default: 64M")  # fmt: skip
+
+
+def _size(text: str) -> int:
+    units = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    number, unit = text[:-1], text[-1:].upper()
+    if unit not in units or unit == "":
+        number, unit = text, ""
+    try:
+        value = int(number) * units[unit]
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text}: must be a positive size (bytes, or 64M, 1G)")
+    return value
 
 
 def _add_doctor(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -207,7 +225,8 @@ def _add_compare(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     c = sub.add_parser("compare", help="compare baseline and patched results (report.md/html)",
                        description="DIR: one A/B directory (runs without '+series' are the "
                        "baseline); DIR_A DIR_B: baseline and patched. Exit: 0 no regression, "
-                       "1 regression, 2 usage, 8 runs differ in more than the kernel.")  # fmt: skip
+                       "1 regression, 2 usage, 8 runs differ in more than the kernel (or share no "
+                       "arch), 10 a results.json is malformed.")  # fmt: skip
     c.add_argument("dirs", type=Path, nargs="*", metavar="DIR", help="result directories (1 or 2)")
     c.add_argument("--baseline", type=Path, action="append", default=[], dest="baseline_dirs",
                    help="another baseline result directory (repeatable)")  # fmt: skip
@@ -348,22 +367,41 @@ def _print_summary(reporter: Reporter, runs: list[ArchRun]) -> None:
 
 
 def cmd_parse(args: argparse.Namespace, reporter: Reporter) -> int:
+    spooled: Path | None = None
     try:
-        text = sys.stdin.read() if str(args.log) == "-" else args.log.read_text(errors="replace")
-    except OSError as e:
-        reporter.error(f"{args.log}: {e.strerror}")
-        return 2
+        try:
+            if str(args.log) == "-":  # read more than once: kept on disk, not in memory
+                spooled = spool(sys.stdin.buffer, args.max_bytes)
+            read = ConsoleFile(spooled or args.log, args.max_bytes)
+        except OSError as e:
+            reporter.error(f"{args.log}: {e.strerror}")
+            return 2
+        return _parse(args, reporter, read)
+    finally:
+        if spooled is not None:
+            spooled.unlink(missing_ok=True)
+
+
+def _parse(args: argparse.Namespace, reporter: Reporter, read: ConsoleFile) -> int:
     try:
-        run = run_from_console(args.arch, text.splitlines(), str(args.log))
+        run = run_from_console(args.arch, read, str(args.log))
+        if run.ktap is not None and read.warnings:
+            run.ktap.warnings[:0] = read.warnings
+        if read.cut_at is not None:
+            run.status = RunStatus.INFRA_ERROR
+            run.message = (
+                f"console log cut at {read.cut_at} bytes (--max-bytes): the results cover "
+                f"only its start; {run.message}"
+            )
+        meta = {"command_line": sys.argv, "parsed_log": str(args.log)}
+        if args.json:
+            write_json(args.json, [run], meta)
+        if args.junit:
+            write_junit(args.junit, [run])
     except Exception as e:
-        failed = failure(e)
+        failed = failure(e, error_log())
         reporter.error(failed.message)
         return EXIT_CODES[failed.status]
-    meta = {"command_line": sys.argv, "parsed_log": str(args.log)}
-    if args.json:
-        write_json(args.json, [run], meta)
-    if args.junit:
-        write_junit(args.junit, [run])
     _print_tree(reporter, run)
     warnings = run.ktap.warnings if run.ktap else []
     for warning in warnings[:_MAX_SHOWN_WARNINGS]:  # all of them are in --json
@@ -419,7 +457,7 @@ def cmd_source(args: argparse.Namespace, reporter: Reporter) -> int:
         reporter.error(str(e))
         return EXIT_CODES[RunStatus.INFRA_ERROR]
     except Exception as e:
-        failed = failure(e)
+        failed = failure(e, error_log())
         reporter.error(failed.message)
         return EXIT_CODES[failed.status]
     print(tree.path)
@@ -455,7 +493,7 @@ def cmd_series_check(args: argparse.Namespace, reporter: Reporter) -> int:
     try:
         return seriescheck.run(opts, reporter)
     except Exception as e:
-        failed = failure(e)
+        failed = failure(e, error_log())
         reporter.error(failed.message)
         return EXIT_CODES[failed.status]
 
@@ -513,6 +551,19 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         reporter.error("interrupted")
         return 130
+    except Exception as e:  # every command's last resort: a status and a message, no traceback
+        failed = failure(e, error_log())
+        reporter.error(failed.message)
+        return EXIT_CODES[failed.status]
+
+
+def error_log() -> Path | None:
+    """Where a command's unexpected traceback goes when it has no result directory."""
+    try:
+        cache_root().mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return None
+    return cache_root() / "harness-error.log"
 
 
 if __name__ == "__main__":

@@ -8,15 +8,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from harness.fsutil import atomic_write_text
+from harness.record.schema import ResultsFormatError
 from harness.record.status import EXIT_CODES, EXIT_USAGE, RunStatus
 from harness.report.compare import Comparison, Refused, compare, sides_from_dirs
 from harness.report.compare_json import to_json
 from harness.report.html import render_html
 from harness.report.markdown import render_markdown
 
-__all__ = ["EXIT_REFUSED", "run_compare", "write_reports"]
+__all__ = ["EXIT_MALFORMED", "EXIT_REFUSED", "run_compare", "write_reports"]
 
 EXIT_REFUSED = EXIT_CODES[RunStatus.INFRA_ERROR]  # the runs differ in more than the kernel
+EXIT_MALFORMED = 10  # a results.json is not JSON or not the schema (file and field named)
 
 
 def write_reports(cmp: Comparison, out_dir: str | Path) -> list[Path]:
@@ -46,7 +48,8 @@ def run_compare(
     info: Callable[[str], None] = print,
     error: Callable[[str], None] = print,
 ) -> int:
-    """The compare/report commands: 0 no regression, 1 regression, 2 usage, 8 refused."""
+    """The compare/report commands: 0 no regression, 1 regression, 2 usage, 8 refused,
+    10 a results.json is malformed."""
     if len(dirs) > 2 or (len(dirs) == 2 and (baseline_dirs or patched_dirs)):
         error("give one A/B directory, two directories, or --baseline/--patched lists")
         return EXIT_USAGE
@@ -65,6 +68,9 @@ def run_compare(
         for m in e.mismatches:
             error(f"  {m.text()}")
         return EXIT_REFUSED
+    except ResultsFormatError as e:
+        error(str(e))
+        return EXIT_MALFORMED
     except (OSError, ValueError, KeyError) as e:
         error(str(e))
         return EXIT_USAGE

@@ -9,6 +9,8 @@ is written there and the message points to it.
 
 from __future__ import annotations
 
+import errno
+import os
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +18,7 @@ from typing import ClassVar
 
 from harness.record.status import RunStatus
 
-__all__ = ["Failure", "HarnessError", "StageError", "failure"]
+__all__ = ["STORAGE_ERRNOS", "Failure", "HarnessError", "StageError", "failure", "storage_message"]
 
 
 class HarnessError(Exception):
@@ -42,6 +44,22 @@ class StageError(HarnessError):
         return self._status
 
 
+# The host's storage failing under the harness: full, read-only, over quota, gone,
+# or not writable. Each is the host's fault (infra_error), named with path and errno.
+STORAGE_ERRNOS = frozenset(
+    {errno.ENOSPC, errno.EROFS, errno.EDQUOT, errno.EIO, errno.EACCES, errno.EPERM, errno.ENOENT,
+     errno.ENOTDIR, errno.EFBIG}
+)  # fmt: skip
+
+
+def storage_message(exc: OSError) -> str:
+    """ "cannot write <path>: No space left on device (ENOSPC)"."""
+    name = errno.errorcode.get(exc.errno or 0, str(exc.errno))
+    what = exc.filename if exc.filename is not None else "a file"
+    reason = exc.strerror or os.strerror(exc.errno or 0)
+    return f"cannot write {what}: {reason} ({name})"
+
+
 INTERRUPTED = "interrupted (Ctrl-C or SIGTERM); the console log so far is kept"
 
 
@@ -58,6 +76,8 @@ def failure(exc: BaseException, traceback_log: Path | None = None) -> Failure:
         return Failure(exc.run_status, str(exc))
     if isinstance(exc, KeyboardInterrupt | SystemExit):
         return Failure(RunStatus.INFRA_ERROR, INTERRUPTED, interrupted=True)
+    if isinstance(exc, OSError) and exc.errno in STORAGE_ERRNOS:
+        return Failure(RunStatus.INFRA_ERROR, storage_message(exc))
     message = f"internal error: {type(exc).__name__}: {exc}"
     if traceback_log is not None:
         try:

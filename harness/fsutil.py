@@ -10,13 +10,16 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "fresh_dir", "hardlink_copy"]
+__all__ = ["atomic_write_bytes", "atomic_write_text", "fresh_dir", "hardlink_copy", "naming"]
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` atomically: readers see the old or the new file only."""
     target = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    try:
+        fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
+    except OSError as e:
+        raise naming(e, target) from e
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -24,11 +27,20 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o644)  # mkstemp makes 0600; results are meant to be shared
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        if isinstance(e, OSError):  # full or read-only disk: name the file meant, not the temp
+            raise naming(e, target) from e
         raise
     _fsync_dir(target.parent)
+
+
+def naming(exc: OSError, path: str | os.PathLike[str]) -> OSError:
+    """``exc`` (same errno and class) with ``path`` as its file name, for messages."""
+    if exc.errno is None:  # not from the OS: nothing to rename
+        return exc
+    return type(exc)(exc.errno, exc.strerror, os.fspath(path))
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:

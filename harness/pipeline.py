@@ -14,16 +14,17 @@ import hashlib
 import re
 import shlex
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.analysis.analyze import analyze, decode_crashes
 from harness.boot.guest.initramfs import ModuleStep
-from harness.boot.stage import Booter, BootRequest, QemuBooter
+from harness.boot.stage import Booter, BootRequest, HostChecked, QemuBooter
 from harness.errors import StageError, failure
 from harness.kernel.arch import Arch, get_arch
-from harness.kernel.build import BuildResult, BuildStage, KernelBuilder
+from harness.kernel.build import BuildResult, KernelBuilder
 from harness.kernel.kconfig import ConfigRequest
 from harness.kernel.patches import PatchedTree, apply_series, load_series
 from harness.kernel.source import (
@@ -168,6 +169,21 @@ class Pipeline:
     def arches(self) -> list[Arch]:
         return [get_arch(a) for a in (self.opts.arches or self.opts.spec.arches)]
 
+    def preflight(self, results: ResultDir, arches: list[Arch]) -> list[Arch]:
+        """Arches this host can boot; the others are recorded as infra_error at once,
+        before the source is fetched or anything is built."""
+        if not isinstance(self.booter, HostChecked):
+            return arches
+        ready = []
+        for arch in arches:
+            problem = self.booter.host_problem(arch)
+            if problem is None:
+                ready.append(arch)
+                continue
+            results.record(ArchRun(arch.name, "unknown", RunStatus.INFRA_ERROR, message=problem))
+            self.reporter.error(problem)
+        return ready
+
     def record_failure(
         self, results: ResultDir, arches: list[Arch], exc: BaseException
     ) -> RunStatus:
@@ -190,6 +206,9 @@ class Pipeline:
             arches=[a.name for a in arches],
         )
         results = self.start(meta)
+        arches = self.preflight(results, arches)
+        if not arches:
+            return results, results.finish()
         try:
             source = obtain_source(opts, self.reporter)
             tree = patched_tree(opts, source, self.reporter)
@@ -252,12 +271,37 @@ class Pipeline:
             raise exc
         return run
 
+    def mark_running(
+        self,
+        results: ResultDir,
+        arch: Arch,
+        tree: PatchedTree,
+        doing: str,
+        *,
+        ab: AbSlot | None = None,
+        build: BuildInfo | None = None,
+        boot: BootInfo | None = None,
+        console_log: str | None = None,
+    ) -> None:
+        """Record the run as cut short *before* the stage starts: if the harness is
+        killed (SIGKILL, OOM, power) results.json says where, not no_tests. The stage's
+        own record replaces it (same arch, kernel and A/B slot)."""
+        results.record(
+            ArchRun(
+                arch.name, kernel_label(tree), RunStatus.INFRA_ERROR, series=series_label(tree),
+                message=f"{INTERRUPTED_WHILE} {doing} (the harness stopped before this run "
+                "was recorded; its console log, if any, is kept)",
+                build=build, boot=boot, ab=ab, console_log=console_log,
+            )
+        )  # fmt: skip
+
     def prepare(
         self, arch: Arch, tree: PatchedTree, results: ResultDir, ab: AbSlot | None = None
     ) -> Prepared | ArchRun:
         """Build the kernel and the test modules; a failed run if either fails."""
         info: BuildInfo | None = None
         durations: dict[str, float] = {}
+        self.mark_running(results, arch, tree, "building", ab=ab)
         try:
             result, info = self.build_kernel(arch, tree)
             durations["build"] = round(result.duration, 1)
@@ -345,14 +389,25 @@ class Pipeline:
         console_log = results.arch_path(arch.name, console_name)
         relative_log = results.relative(console_log)
         booted: list[BootInfo] = []
+
+        def on_booted(info: BootInfo) -> None:
+            booted.append(info)
+            self.mark_running(
+                results, arch, tree, "booting", ab=ab, build=prepared.info, boot=info,
+                console_log=relative_log,
+            )  # fmt: skip
+
         try:
             boot, outcome = self.booter.boot(
-                self.boot_request(arch, prepared), console_log, self.reporter, booted.append
+                self.boot_request(arch, prepared), console_log, self.reporter, on_booted
             )
             durations["boot_to_results"] = round(outcome.duration, 1)
             if outcome.first_output_after is not None:
                 durations["first_output"] = round(outcome.first_output_after, 2)
-            found = analyze(outcome.lines, outcome.reason, [s.name for s in prepared.steps])
+            found = analyze(
+                outcome.lines, outcome.reason, [s.name for s in prepared.steps],
+                qemu_stderr=outcome.qemu_stderr, qemu_exit=outcome.qemu_exit,
+            )  # fmt: skip
             started = time.monotonic()
             decode_crashes(
                 [c for c in found.crashes if c.kind is not CrashKind.WARNING],
@@ -383,15 +438,20 @@ class Pipeline:
         )
 
 
+INTERRUPTED_WHILE = "interrupted while"
+
+
 def check_build(result: BuildResult) -> None:
     """Raise the build's failure with its status (config or build)."""
     if result.config_mismatches:
         raise StageError(RunStatus.CONFIG_ERROR, result.summary)
-    if not result.ok:
-        status = (
-            RunStatus.CONFIG_ERROR if result.stage is BuildStage.CONFIG else RunStatus.BUILD_FAILURE
+    if not result.ok and result.storage_error:  # the disk, not the kernel
+        raise StageError(
+            RunStatus.INFRA_ERROR,
+            f"the build's disk failed: {result.storage_error} (log: {result.log})",
         )
-        raise StageError(status, f"{result.summary} (log: {result.log})")
+    if not result.ok:  # make failed, configuring or building: a build failure
+        raise StageError(RunStatus.BUILD_FAILURE, f"{result.summary} (log: {result.log})")
 
 
 def traceback_log(results: ResultDir) -> Path:
@@ -411,7 +471,7 @@ def validate_suites(glob: str) -> str:
     return glob
 
 
-def run_from_console(arch: str, lines: list[str], console_log: str) -> ArchRun:
+def run_from_console(arch: str, lines: Collection[str], console_log: str) -> ArchRun:
     """`kbulk parse`: the run record of a saved console (how it ended is unknown)."""
     found = analyze(lines, None, [])
     return ArchRun(

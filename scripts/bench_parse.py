@@ -3,6 +3,11 @@
 
     .venv/bin/python scripts/bench_parse.py [--scale 1.0] [--limit SECONDS] [--only NAME]
 
+The last cases ("read: ...") parse a file the way `kbulk parse` does: a ConsoleFile
+(re-read from disk on every analysis pass, lines cut as read, the --max-bytes cap at
+its 64 MB default), so their memory is what parsing a log of that size costs end to
+end: constant for noise outside KTAP, growing with the KTAP tree's diagnostics.
+
 Each case runs in its own child process (so one that never finishes is cut at
 --limit and reported as such, and peak memory is that case's alone). A case
 feeds the console to what `kbulk parse` and the live pipeline run on it:
@@ -109,6 +114,64 @@ def _child(name: str, scale: float, queue: mp.Queue) -> None:
     queue.put((size, len(lines), elapsed, before, after, found.status.value, cut))
 
 
+class _Stream:
+    """A file-like source of ``total`` bytes of ``pattern`` repeated, made on demand
+    (so the input itself takes no memory in the child)."""
+
+    def __init__(self, pattern: bytes, total: int, head: bytes = b"") -> None:
+        self.block = pattern * max(1, (1 << 20) // len(pattern))
+        self.head = head
+        self.left = total
+
+    def read(self, size: int = -1) -> bytes:
+        if self.head:
+            head, self.head = self.head, b""
+            self.left -= len(head)
+            return head
+        n = min(self.left, len(self.block) if size < 0 else min(size, len(self.block)))
+        self.left -= n
+        return self.block[:n]
+
+
+def read_cases(scale: float) -> dict[str, Callable[[], _Stream]]:
+    mb = int((1 << 20) * scale)
+    noise = b"[   12.345678] virtio_blk virtio0: [vda] 2048 512-byte logical blocks\n"
+    metric = b"[   12.345678]     # case_7: kbulk-metric: test=case_7 ns=49 n=3\n"
+    ktap = b"KTAP version 1\n1..1\nok 1 first\n"
+    return {
+        "read: 200 MB one line (no newline)": lambda: _Stream(b"x", 200 * mb),
+        "read: 16 MB noise, no KTAP": lambda: _Stream(noise, 16 * mb),
+        "read: 64 MB noise, no KTAP": lambda: _Stream(noise, 64 * mb),
+        "read: 16 MB noise after KTAP": lambda: _Stream(noise, 16 * mb, ktap),
+        "read: 64 MB noise after KTAP": lambda: _Stream(noise, 64 * mb, ktap),
+        "read: 200 MB noise (64 MB cap)": lambda: _Stream(noise, 200 * mb, ktap),
+        "read: 16 MB KTAP diagnostics": lambda: _Stream(metric, 16 * mb, b"KTAP version 1\n"),
+        "read: 64 MB KTAP diagnostics": lambda: _Stream(metric, 64 * mb, b"KTAP version 1\n"),
+    }
+
+
+def _read_child(name: str, scale: float, queue: mp.Queue) -> None:
+    import tempfile
+
+    from harness.analysis.analyze import analyze
+    from harness.analysis.reader import ConsoleFile
+
+    stream = read_cases(scale)[name]()
+    total = stream.left
+    with tempfile.NamedTemporaryFile(prefix="bench-parse-") as log:
+        while chunk := stream.read():
+            log.write(chunk)
+        log.flush()
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * KiB
+        start = time.perf_counter()
+        console = ConsoleFile(Path(log.name))  # what `kbulk parse` does, 64 MB default cap
+        found = analyze(console, None, [])
+        elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * KiB
+    cut = f"cut at {console.cut_at}" if console.cut_at else "whole"
+    queue.put((total, len(console), elapsed, before, after, found.status.value, cut))
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", type=float, default=1.0, help="multiply every size")
@@ -138,6 +201,29 @@ def main() -> int:
             f"{name:36} {size / KiB:8.0f}K {count:7} {elapsed * 1000:8.1f}ms "
             f"{before / mib:7.1f}M {after / mib:7.1f}M {(after - before) / mib:8.1f}M  "
             f"{status}, {cut}"
+        )
+    print(
+        f"\n{'kbulk parse reader + analyze':36} {'input':>9} {'lines':>7} {'time':>10} "
+        f"{'rss in':>8} {'rss out':>8} {'parse mem':>9}  status, input"
+    )
+    for name in read_cases(args.scale):
+        if args.only and args.only not in name:
+            continue
+        queue = ctx.Queue()
+        proc = ctx.Process(target=_read_child, args=(name, args.scale, queue))
+        proc.start()
+        proc.join(args.limit)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
+            print(f"{name:36} did not finish in {args.limit} s")
+            continue
+        size, count, elapsed, before, after, status, longest = queue.get()  # longest: cut
+        mib = KiB * KiB
+        print(
+            f"{name:36} {size / mib:8.0f}M {count:7} {elapsed * 1000:8.1f}ms "
+            f"{before / mib:7.1f}M {after / mib:7.1f}M {(after - before) / mib:8.1f}M  "
+            f"{status}, {longest}"
         )
     return 0
 

@@ -31,8 +31,8 @@ def boot(*parts: list[str]) -> list[str]:
         (boot(KTAP_PASS, STEP), ExitReason.COMPLETED, ["kbulk_stress"], RunStatus.PASS,
          "1 passed, 0 failed"),
         (boot(KTAP_FAIL), ExitReason.COMPLETED, [], RunStatus.TEST_FAILURE, "0 passed, 1 failed"),
-        (["qemu-system-x86_64: -m 1G: bad"], ExitReason.QEMU_ERROR, [], RunStatus.INFRA_ERROR,
-         "QEMU failed: qemu-system-x86_64: -m 1G: bad"),
+        ([], ExitReason.QEMU_ERROR, [], RunStatus.INFRA_ERROR,
+         "QEMU failed before the guest printed anything"),
         (boot(KTAP_PASS, OOPS), ExitReason.COMPLETED, [], RunStatus.CRASH, "bug: BUG: kernel NULL"),
         ([], ExitReason.INACTIVITY, [], RunStatus.TIMEOUT,
          "no console output before the kernel printed anything (hang at boot)"),
@@ -69,3 +69,15 @@ def test_classification(
 def test_module_steps_are_recorded() -> None:
     found = analyze(boot(KTAP_PASS, STEP), ExitReason.COMPLETED, ["kbulk_stress"])
     assert found.module_steps == {"kbulk_stress": 0}
+
+
+def test_qemu_error_names_qemu_s_own_message_and_exit() -> None:
+    found = analyze(
+        [], ExitReason.QEMU_ERROR, [], qemu_stderr=["qemu-system-x86_64: -m 1G: bad"],
+        qemu_exit="exit status 1",
+    )  # fmt: skip
+    assert found.status is RunStatus.INFRA_ERROR
+    assert found.message == (
+        "QEMU failed before the guest printed anything (exit status 1): "
+        "qemu-system-x86_64: -m 1G: bad"
+    )

@@ -68,10 +68,22 @@ def test_child_dying_with_an_error_and_no_output_is_a_qemu_error(tmp_path: Path)
     assert result.reason is ExitReason.QEMU_ERROR and result.qemu_exit_status == 3
 
 
-def test_child_dying_after_output_is_a_guest_exit(tmp_path: Path) -> None:
-    result = run_console(sh("echo 'kbulk-init: start'; kill -9 $$"), tmp_path / "c.log", 10, 5)
+def test_child_exiting_after_output_is_a_guest_exit(tmp_path: Path) -> None:
+    result = run_console(sh("echo 'kbulk-init: start'; exit 0"), tmp_path / "c.log", 10, 5)
     assert result.reason is ExitReason.GUEST_EXIT
     assert result.lines == ["kbulk-init: start"]
+
+
+def test_child_killed_by_a_signal_after_output_is_a_qemu_error(tmp_path: Path) -> None:
+    """QEMU aborting mid-boot (a KVM internal error, SIGABRT) is QEMU's failure, not the
+    guest's: its message goes to the stderr file, not into the console."""
+    script = "echo 'kbulk-init: start'; echo 'KVM internal error' >&2; kill -ABRT $$"
+    result = run_console(sh(script), tmp_path / "c.log", 10, 5)
+    assert result.reason is ExitReason.QEMU_ERROR
+    assert result.qemu_exit_signal == 6
+    assert result.lines == ["kbulk-init: start"]
+    assert result.qemu_stderr == ["KVM internal error"]
+    assert (tmp_path / "c.qemu-stderr.log").read_text() == "KVM internal error\n"
 
 
 def test_child_that_does_not_exit_after_done_is_killed_with_a_note(
@@ -82,5 +94,18 @@ def test_child_that_does_not_exit_after_done_is_killed_with_a_note(
     script = f"echo $$ > {pid}; echo '{INIT_DONE}'; exec sleep 60"
     result = run_console(sh(script), tmp_path / "c.log", overall_timeout=20, inactivity_timeout=20)
     assert result.reason is ExitReason.COMPLETED
-    assert result.notes == ["QEMU did not exit after the guest finished"]
+    assert result.notes == ["QEMU did not exit after the guest finished; the harness killed it"]
     assert result.duration < 5 and gone(pid)
+
+
+def test_panic_then_halt_records_that_the_harness_killed_qemu(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 11 item 15: a panic followed by a halt (QEMU never exits) is not a guest exit."""
+    pid = tmp_path / "pid"
+    monkeypatch.setattr(console, "_EXIT_GRACE_SECONDS", 0.2)
+    script = f"echo $$ > {pid}; echo 'Kernel panic - not syncing: test'; exec sleep 60"
+    result = run_console(sh(script), tmp_path / "c.log", overall_timeout=20, inactivity_timeout=20)
+    assert result.reason is ExitReason.HALTED
+    assert result.notes == ["QEMU did not exit after the guest finished; the harness killed it"]
+    assert gone(pid)

@@ -28,7 +28,7 @@ CASES: list[tuple[BaseException, RunStatus]] = [
     (SourceError("no source"), RunStatus.INFRA_ERROR),
     (PatchError("0001 does not apply"), RunStatus.PATCH_FAILURE),
     (KconfigError("x.config:3: bad line"), RunStatus.CONFIG_ERROR),
-    (BuildError("configuring failed"), RunStatus.CONFIG_ERROR),
+    (BuildError("configuring failed"), RunStatus.BUILD_FAILURE),
     (GuestBuildError("no static libc"), RunStatus.INFRA_ERROR),
     (seriescheck.SeriesCheckError("work tree busy"), RunStatus.INFRA_ERROR),
     (StageError(RunStatus.BUILD_FAILURE, "module not built"), RunStatus.BUILD_FAILURE),

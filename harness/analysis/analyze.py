@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,7 +37,7 @@ class Analysis:
     module_steps: dict[str, int | None] = field(default_factory=dict)  # name -> rc (None: no end)
 
 
-def module_steps(lines: list[str]) -> dict[str, int | None]:
+def module_steps(lines: Iterable[str]) -> dict[str, int | None]:
     steps: dict[str, int | None] = {}
     for line in lines:
         if m := STEP_BEGIN.search(line):
@@ -46,8 +47,17 @@ def module_steps(lines: list[str]) -> dict[str, int | None]:
     return steps
 
 
-def analyze(lines: list[str], reason: ExitReason | None, expect_modules: list[str]) -> Analysis:
-    """Classify a boot. ``reason`` None means a saved log of unknown ending (parse)."""
+def analyze(
+    lines: Collection[str],
+    reason: ExitReason | None,
+    expect_modules: list[str],
+    qemu_stderr: list[str] | None = None,
+    qemu_exit: str | None = None,
+) -> Analysis:
+    """Classify a boot. ``reason`` None means a saved log of unknown ending (parse);
+    ``qemu_stderr`` and ``qemu_exit`` (e.g. "exit status 1") are QEMU's own, never the guest's.
+    ``lines`` is only iterated (several passes), so a file-backed console
+    (reader.ConsoleFile) is parsed without holding it in memory."""
     doc = parse_console(lines)
     legacy = parse_summaries(lines)
     if legacy:  # self-tests without KTAP (test_vmalloc) count like KUnit suites
@@ -62,8 +72,10 @@ def analyze(lines: list[str], reason: ExitReason | None, expect_modules: list[st
         return Analysis(status, message, doc, crashes, metrics, steps)
 
     if reason == ExitReason.QEMU_ERROR:
-        tail = " | ".join(lines[-5:])
-        return done(RunStatus.INFRA_ERROR, f"QEMU failed: {tail}")
+        said = " | ".join((qemu_stderr or [])[:5]) or "no message on stderr"
+        how = f" ({qemu_exit})" if qemu_exit else ""
+        where = "before the guest printed anything" if not lines else "while the guest ran"
+        return done(RunStatus.INFRA_ERROR, f"QEMU failed {where}{how}: {said}")
     if fatal:
         first = fatal[0]
         where = f" during {first.test}" if first.test else ""
@@ -78,7 +90,7 @@ def analyze(lines: list[str], reason: ExitReason | None, expect_modules: list[st
             where = " before the kernel printed anything (hang at boot)"
         return done(RunStatus.TIMEOUT, f"{what}{where}")
     saw_init = any(INIT_START in line for line in lines)
-    if reason == ExitReason.GUEST_EXIT:
+    if reason in (ExitReason.GUEST_EXIT, ExitReason.HALTED):
         where = "before init started" if not saw_init else "before init finished its plan"
         return done(RunStatus.CRASH, f"the guest stopped {where} (no crash report on the console)")
     failed_loads = [n for n, rc in steps.items() if rc not in (0, None)]

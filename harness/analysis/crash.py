@@ -8,6 +8,7 @@ with the most severe kind it reached.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from harness.analysis.ktap import MAX_LINE_LENGTH, strip_escapes
@@ -128,7 +129,7 @@ class _Open:
     lines: list[str]
 
 
-def find_crashes(console_lines: list[str]) -> list[CrashReport]:
+def find_crashes(console_lines: Iterable[str]) -> list[CrashReport]:
     """Return one CrashReport per incident, in console order."""
     reports: list[CrashReport] = []
     tracker = RunningTestTracker()
@@ -192,7 +193,7 @@ def find_crashes(console_lines: list[str]) -> list[CrashReport]:
     return reports
 
 
-def running_test(console_lines: list[str]) -> str | None:
+def running_test(console_lines: Iterable[str]) -> str | None:
     """The test (or module) still running at the end of a console, named as in crash reports.
 
     Follows the same ``kbulk-init: step begin/end`` framing and KTAP position as

@@ -719,8 +719,7 @@ def _extract(
         line = strip_escapes(line).rstrip()
         printk = _PRINTK_PREFIX_RE.match(line)
         bare = line[printk.end() :] if printk else line
-        if printk and (ts := _TIMESTAMP_RE.search(printk.group())):
-            timestamps[number] = float(ts[1])
+        kept = len(out)
         version = _VERSION_ANYWHERE_RE.search(line)
         if version and (
             prefix is None or _is_top_version(bare) or _is_top_version(prefix.strip(line))
@@ -735,6 +734,9 @@ def _extract(
                 out.append((number, text))
         elif _EXECUTOR_ERROR_RE.match(bare):
             out.append((number, bare))
+        # Timestamps of the kept (KTAP) lines only: the rest of a long console costs nothing.
+        if len(out) > kept and printk and (ts := _TIMESTAMP_RE.search(printk.group())):
+            timestamps[number] = float(ts[1])
     return out, timestamps, warnings
 
 

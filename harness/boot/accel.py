@@ -88,7 +88,13 @@ def probe_kvm(arch: Arch, kernel: Path, cache: Path) -> Verdict:
         took = time.monotonic() - started
     if outcome.reason == ExitReason.MARKER:
         return Verdict(Accel.KVM, f"KVM probe boot reached init in {took:.1f} s")
-    detail = "no console output" if not outcome.lines else f"ended with {outcome.reason.value}"
+    if outcome.reason == ExitReason.QEMU_ERROR:  # say why: QEMU's own words
+        said = " | ".join(outcome.qemu_stderr[:3]) or "no message on stderr"
+        detail = f"QEMU failed ({outcome.qemu_exit}): {said}"
+    elif not outcome.lines:
+        detail = "no console output"
+    else:
+        detail = f"ended with {outcome.reason.value}"
     return Verdict(
         Accel.TCG, f"KVM probe boot failed ({detail} within {PROBE_TIMEOUT:.0f} s); using TCG"
     )

@@ -11,17 +11,20 @@ itself is killed.
 from __future__ import annotations
 
 import ctypes
+import os
 import re
 import signal
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import pexpect
 
 from harness.analysis.crash import crash_kind
 from harness.boot.guest.markers import INIT_DONE
+from harness.fsutil import naming
 from harness.record.status import ExitReason
 
 __all__ = ["ConsoleResult", "ExitReason", "run_console"]
@@ -40,6 +43,39 @@ class ConsoleResult:
     saw_done: bool = False
     first_output_after: float | None = None
     notes: list[str] = field(default_factory=list)
+    qemu_stderr: list[str] = field(default_factory=list)  # QEMU's own messages, not the guest's
+    qemu_exit_signal: int | None = None  # QEMU died of this signal (not one the harness sent)
+
+    @property
+    def qemu_exit(self) -> str | None:
+        """How QEMU ended by itself, in words ("exit status 1", "killed by SIGABRT")."""
+        if self.qemu_exit_signal is not None:
+            try:
+                name = signal.Signals(self.qemu_exit_signal).name
+            except ValueError:
+                name = f"signal {self.qemu_exit_signal}"
+            return f"killed by {name}"
+        if self.qemu_exit_status is not None:
+            return f"exit status {self.qemu_exit_status}"
+        return None
+
+
+_MAX_STDERR_KEPT = 20  # lines of QEMU's stderr carried in the result (the file has all)
+
+
+def stderr_log_for(console_log: Path) -> Path:
+    """Where QEMU's stderr goes: beside the console log (console.log -> console.qemu-stderr.log)."""
+    return console_log.with_name(console_log.name.removesuffix(".log") + ".qemu-stderr.log")
+
+
+def _stderr_to(path: Path) -> Callable[[], None]:
+    def preexec() -> None:  # in the child, after the pty became fds 0-2, before exec
+        _die_with_parent()
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        os.dup2(fd, 2)  # dup2 clears O_CLOEXEC on fd 2
+        os.close(fd)
+
+    return preexec
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
@@ -63,14 +99,16 @@ def run_console(
     lines: list[str] = []
     result = ConsoleResult(ExitReason.GUEST_EXIT, lines, 0.0)
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    stderr_log = stderr_log_for(log_path)
     with log_path.open("w", encoding="utf-8", errors="replace") as log:
+        # QEMU's stderr goes to its own file: its start-up errors are not guest output.
         child = pexpect.spawn(
             argv[0],
             argv[1:],
             encoding="utf-8",
             codec_errors="replace",
             echo=False,
-            preexec_fn=_die_with_parent,
+            preexec_fn=_stderr_to(stderr_log),
             dimensions=(50, 250),
             maxread=1 << 16,  # fewer, larger reads: a long line is not 2000-byte slices
         )
@@ -81,7 +119,11 @@ def run_console(
                 limit = deadline if finish_by is None else min(deadline, finish_by)
                 if now >= limit:
                     if finish_by is not None and now >= finish_by:
-                        result.notes.append("QEMU did not exit after the guest finished")
+                        result.notes.append(
+                            "QEMU did not exit after the guest finished; the harness killed it"
+                        )
+                        if not result.saw_done:  # a panic, then a halt
+                            result.reason = ExitReason.HALTED
                         break
                     result.reason = ExitReason.TIMEOUT
                     break
@@ -95,8 +137,7 @@ def run_console(
                     if result.first_output_after is None:
                         result.first_output_after = time.monotonic() - start
                     lines.append(line)
-                    log.write(line + "\n")
-                    log.flush()
+                    _write(log, line + "\n", log_path)
                     if on_line:
                         on_line(line)
                     if INIT_DONE in line:
@@ -111,7 +152,7 @@ def run_console(
                     tail = (child.before or "").rstrip("\r\n")
                     if tail:
                         lines.append(tail)
-                        log.write(tail + "\n")
+                        _write(log, tail + "\n", log_path)
                     break
                 else:
                     if finish_by is None and time.monotonic() < deadline:
@@ -122,10 +163,32 @@ def run_console(
                 child.terminate(force=True)
             child.close(force=True)
         result.qemu_exit_status = child.exitstatus
+        result.qemu_stderr = _read_stderr(stderr_log)
         if result.reason == ExitReason.GUEST_EXIT:
+            # QEMU ended by itself: its exit status and stderr say whether it failed.
+            result.qemu_exit_signal = child.signalstatus
+            qemu_failed = child.exitstatus not in (0, None) or child.signalstatus is not None
             if result.saw_done:
                 result.reason = ExitReason.COMPLETED
-            elif child.exitstatus not in (0, None) and not lines:
+            elif qemu_failed:
                 result.reason = ExitReason.QEMU_ERROR
         result.duration = time.monotonic() - start
     return result
+
+
+def _write(log: TextIO, text: str, path: Path) -> None:
+    """Append to the console log now (a full disk fails here, naming the log)."""
+    try:
+        log.write(text)
+        log.flush()
+    except OSError as e:
+        raise naming(e, path) from e
+
+
+def _read_stderr(path: Path) -> list[str]:
+    try:
+        with path.open(encoding="utf-8", errors="replace") as f:
+            kept = [line.rstrip("\n") for _, line in zip(range(_MAX_STDERR_KEPT), f, strict=False)]
+    except OSError:
+        return []
+    return [line for line in kept if line.strip()]

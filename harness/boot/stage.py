@@ -7,20 +7,22 @@ say) implements the same protocol and is picked in ``pipeline.choose_booter``.
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
+from harness import doctor
 from harness.boot import accel as accel_mod
 from harness.boot.console import ConsoleResult, run_console
 from harness.boot.guest.initramfs import ModuleStep, build_initramfs
 from harness.boot.qemu import BootSpec, qemu_command
-from harness.kernel.arch import Arch
+from harness.kernel.arch import HOST_PACKAGES, Arch
 from harness.progress import Reporter
 from harness.record.run import BootInfo
 
-__all__ = ["BootRequest", "Booter", "QemuBooter"]
+__all__ = ["BootRequest", "Booter", "HostChecked", "QemuBooter"]
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,7 @@ class BootRequest:
 
     arch: Arch
     image: Path  # the kernel image
-    build_dir: Path  # where the kernel was built (guest images are kept beside it)
+    build_dir: Path  # where the kernel was built (read only here: guest images are per boot)
     steps: list[ModuleStep] = field(default_factory=list)  # test modules, in order
     cmdline: list[str] = field(default_factory=list)  # without the console= the arch adds
     memory: str = "1G"
@@ -54,12 +56,35 @@ class Booter(Protocol):
         ...
 
 
+def guest_image_for(console_log: Path) -> Path:
+    """This boot's initramfs: console.log -> console.initramfs.cpio, in the result directory."""
+    return console_log.with_name(console_log.name.removesuffix(".log") + ".initramfs.cpio")
+
+
+@runtime_checkable
+class HostChecked(Protocol):
+    """A booter that can say, before anything is built, that this host cannot boot ``arch``
+    (optional beside Booter: the pipeline asks only booters that have it)."""
+
+    def host_problem(self, arch: Arch) -> str | None:
+        """Why ``arch`` cannot be booted here (with how to fix it), or None."""
+        ...
+
+
 @dataclass(frozen=True)
 class QemuBooter:
     """Boot under QEMU with the guest initramfs; KVM only when a probe proved it works."""
 
     accel: str  # "auto" | "kvm" | "tcg", as requested
     cache: Path
+
+    def host_problem(self, arch: Arch) -> str | None:
+        """QEMU for ``arch`` must be on PATH (checked before the source is fetched)."""
+        if shutil.which(arch.qemu_binary) is not None:
+            return None
+        package = HOST_PACKAGES[arch.name][0]
+        line = doctor.install_line([doctor.Check(arch.qemu_binary, False, package)])
+        return f"{arch.qemu_binary} is not on PATH, so {arch.name} cannot boot; install it: {line}"
 
     def boot(
         self,
@@ -69,9 +94,10 @@ class QemuBooter:
         on_booted: Callable[[BootInfo], None] | None = None,
     ) -> tuple[BootInfo, ConsoleResult]:
         arch = request.arch
-        guest_dir = request.build_dir / "kbulk-guest"
+        # The guest image is this boot's own, beside its console log in the result
+        # directory: runs sharing a build directory never share a mutable file.
         image = build_initramfs(
-            arch, request.steps, guest_dir / "initramfs.cpio", self.cache / "guest"
+            arch, request.steps, guest_image_for(console_log), self.cache / "guest"
         )
         spec = BootSpec(
             kernel=request.image,
@@ -108,4 +134,5 @@ class QemuBooter:
         info.exit_reason = outcome.reason
         info.qemu_exit_status = outcome.qemu_exit_status
         info.notes = list(outcome.notes)
+        info.qemu_stderr = list(outcome.qemu_stderr)
         return info, outcome

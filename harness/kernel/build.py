@@ -37,12 +37,21 @@ _ERROR = re.compile(
     r"(?:^[^\s:]+:\d+:\d+: (?:fatal )?error: |^make\[\d+\]: \*\*\* |^ld: .*error|Error \d+$)"
 )
 _COMPILER_ERROR = re.compile(r"^\S+:\d+:\d+: (?:fatal )?error: ")
+_STORAGE = re.compile(r"No space left on device|Read-only file system|Disk quota exceeded")
+# A tool make ran is missing ("/bin/sh: 1: flex: not found"): the cause, not make's summary.
+_TOOL_MISSING = re.compile(r"^(?:/bin/(?:ba)?sh: (?:line )?\d+: )?\S+: (?:command )?not found$")
 
 
 class BuildError(HarnessError):
-    """Configuring the kernel failed (make defconfig, merge_config.sh or olddefconfig)."""
+    """A make step while configuring failed (make tinyconfig, merge_config.sh, olddefconfig):
+    a build failure (the tools or the tree's Kconfig do not build), not a config error,
+    which is a requested symbol that did not survive (config_mismatches)."""
 
-    status = RunStatus.CONFIG_ERROR
+    status = RunStatus.BUILD_FAILURE
+
+    def __init__(self, message: str, storage_error: str = "") -> None:
+        super().__init__(message)
+        self.storage_error = storage_error  # the disk failed under make (see LogScan)
 
 
 class BuildStage(enum.StrEnum):
@@ -65,6 +74,7 @@ class BuildResult:
     config_mismatches: list[Mismatch] = field(default_factory=list)
     make_argv: list[str] = field(default_factory=list)  # the kernel build, targets included
     stage: BuildStage = BuildStage.BUILD  # what failed
+    storage_error: str = ""  # make's line saying the disk was full or read-only: the host's fault
 
     @property
     def reproducer(self) -> str:
@@ -78,6 +88,8 @@ class BuildResult:
             return "requested config symbols did not survive olddefconfig: " + "; ".join(
                 str(m) for m in self.config_mismatches
             )
+        if self.stage is BuildStage.CONFIG:  # a make step while configuring: its own words
+            return self.first_error
         return f"{self.errors} errors; first: {self.first_error}"
 
 
@@ -86,16 +98,28 @@ class LogScan:
     warnings: int = 0
     errors: int = 0
     first_error: str = ""
+    storage_error: str = ""  # first "No space left on device" / "Read-only file system" line
     _context: list[str] = field(default_factory=list)
 
     def feed(self, line: str) -> None:
+        if not self.storage_error and _STORAGE.search(line):
+            self.storage_error = line.strip()
         if _WARNING.search(line):
             self.warnings += 1
+        if _TOOL_MISSING.match(line.strip()):
+            self.errors += 1
+            if not _COMPILER_ERROR.match(self.first_error) and not _TOOL_MISSING.match(
+                self.first_error
+            ):
+                self.first_error = line.strip()
+            return
         if _ERROR.search(line):
             self.errors += 1
             # the compiler's own message beats make's "Error 1" summary
             if not self.first_error or (
-                _COMPILER_ERROR.match(line) and not _COMPILER_ERROR.match(self.first_error)
+                _COMPILER_ERROR.match(line)
+                and not _COMPILER_ERROR.match(self.first_error)
+                and not _TOOL_MISSING.match(self.first_error)
             ):
                 self.first_error = line.strip()
 
@@ -223,9 +247,12 @@ class KernelBuilder:
             self.make_args("olddefconfig"),
         ]
         for args in steps:
-            rc, _ = self._run(args, log)
+            rc, scan = self._run(args, log)
             if rc != 0:
-                raise BuildError(f"configuring failed at `{shlex.join(args)}`; see {log}")
+                first = scan.first_error or f"exit status {rc}"
+                raise BuildError(
+                    f"configuring failed at `{shlex.join(args)}`: {first}", scan.storage_error
+                )
         problems = verify(self.request, dotconfig.read_text())
         if not problems:
             marker.write_text(self.request.digest + "\n")
@@ -260,6 +287,7 @@ class KernelBuilder:
             mismatches = self.configure(log)
         except BuildError as e:
             result.stage, result.first_error = BuildStage.CONFIG, str(e)
+            result.storage_error = e.storage_error
             result.duration = time.monotonic() - start
             return result
         if mismatches:
@@ -277,6 +305,7 @@ class KernelBuilder:
             scan.errors,
             scan.first_error,
         )
+        result.storage_error = scan.storage_error
         image = bdir / self.arch.image
         if rc == 0 and image.is_file():
             result.ok = True

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from harness.boot.console import ConsoleResult, ExitReason
 from harness.boot.guest.initramfs import build_initramfs
-from harness.boot.stage import BootRequest
+from harness.boot.stage import BootRequest, guest_image_for
 from harness.machine.inventory import Machine
 from harness.machine.remote import ConsoleLost, Limits, MachineError, MachineSession, kernel_cmdline
 from harness.progress import Reporter
@@ -75,9 +75,9 @@ class MachineBooter:
             raise MachineError(
                 f"machine {machine.name} is {machine.arch}, the kernel is {arch.name}"
             )
-        guest_dir = request.build_dir / "kbulk-guest"
+        # This boot's own guest image, beside its console log (as QemuBooter does).
         image = build_initramfs(
-            arch, request.steps, guest_dir / "initramfs.cpio", self.cache / "guest"
+            arch, request.steps, guest_image_for(console_log), self.cache / "guest"
         )
         session.limits = dataclasses.replace(
             session.limits, overall=request.timeout, inactivity=request.inactivity_timeout

@@ -119,6 +119,11 @@ def _suite_own_case(run: ArchRun, node: TestNode, classname: str, dotted: str) -
     return _testcase(run, as_leaf, classname, dotted, "(suite)")
 
 
+def _add(suite: TestSuite, case: TestCase) -> None:
+    """Add without recounting (add_testcase() recounts the suite each time: quadratic)."""
+    suite.append(case)  # type: ignore[no-untyped-call]
+
+
 def _new_suite(name: str, run: ArchRun) -> TestSuite:
     suite = TestSuite(_xml_safe(name))
     for key, value in (
@@ -146,12 +151,12 @@ def _flatten(
     for child in node.subtests:
         if child.is_leaf:
             dotted = ".".join([*names, child.name])
-            suite.add_testcase(_testcase(run, child, classname, dotted, _label(child)))
+            _add(suite, _testcase(run, child, classname, dotted, _label(child)))
             cases += 1
         else:
             nested.append(child)
     if own := _suite_own_case(run, node, classname, ".".join(names)):
-        suite.add_testcase(own)
+        _add(suite, own)
         cases += 1
     if cases:
         yield suite
@@ -198,7 +203,7 @@ def _run_suite(run: ArchRun, label: str, base: Path | None) -> TestSuite:
         case.result = [error]
     if excerpt := _console_excerpt(run, base):
         case.system_out = _xml_safe(excerpt)
-    suite.add_testcase(case)
+    _add(suite, case)
     return suite
 
 
@@ -224,7 +229,7 @@ def _suites_for_run(run: ArchRun, label: str, base: Path | None) -> list[TestSui
     if top_leaves:
         suite = _new_suite(label, run)
         for leaf in top_leaves:
-            suite.add_testcase(_testcase(run, leaf, label, leaf.name, _label(leaf)))
+            _add(suite, _testcase(run, leaf, label, leaf.name, _label(leaf)))
         suites.append(suite)
     for test in tests:
         if not test.is_leaf:
@@ -252,6 +257,8 @@ def build_junit(
     for run, label in zip(runs, _run_labels(runs), strict=True):
         for suite in _suites_for_run(run, label, base):
             xml.append(suite)  # type: ignore[no-untyped-call]  # not add_testsuite(): O(n^2)
+    # Cases are added with append() (junitparser's add_testcase() recounts the whole
+    # suite on every add: quadratic); this counts every suite once, at the end.
     xml.update_statistics()  # type: ignore[no-untyped-call]
     return xml
 

@@ -95,6 +95,7 @@ class BootInfo:
     qemu_exit_status: int | None = None
     notes: list[str] = field(default_factory=list)  # the console driver's remarks
     machine: MachineInfo | None = None  # booted on a real machine (accel "machine")
+    qemu_stderr: list[str] = field(default_factory=list)  # QEMU's own messages (first lines)
 
     @property
     def reproducer(self) -> str:

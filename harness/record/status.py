@@ -117,6 +117,7 @@ class ExitReason(enum.StrEnum):
     TIMEOUT = "timeout"  # overall deadline passed
     INACTIVITY = "inactivity"  # the guest printed nothing for too long
     QEMU_ERROR = "qemu_error"  # QEMU failed to start or exited with an error
+    HALTED = "halted"  # the guest panicked and stopped, QEMU did not exit: the harness killed it
     MARKER = "marker"  # the caller's stop pattern was seen (probe boots)
 
 

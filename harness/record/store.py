@@ -25,6 +25,7 @@ from harness.analysis.ktap import KtapDocument, Metric, TestNode, TestStatus
 from harness.fsutil import atomic_write_text, fresh_dir
 from harness.record.junit import write_junit
 from harness.record.run import AbSlot, ArchRun, BootInfo, BuildInfo, CrashReport, MachineInfo
+from harness.record.schema import ResultsFormatError, check_document
 from harness.record.status import (
     EXIT_CODES,
     Accel,
@@ -233,6 +234,7 @@ def _boot_from_dict(data: Mapping[str, Any]) -> BootInfo:
         qemu_exit_status=_opt_int(data.get("qemu_exit_status")),
         notes=[str(n) for n in data.get("notes", [])],
         machine=_machine_from_dict(machine) if machine is not None else None,
+        qemu_stderr=[str(n) for n in data.get("qemu_stderr", [])],
     )
 
 
@@ -389,12 +391,21 @@ def write_json(
 
 def load_json(path: str | os.PathLike[str]) -> tuple[dict[str, Any], list[ArchRun]]:
     """Read a results.json (schema version 1 or 2) back into ``(meta, runs)``."""
-    data = json.loads(Path(path).read_text(encoding="utf-8"))
-    version = data.get("schema_version")
-    if not isinstance(version, int) or not 1 <= version <= SCHEMA_VERSION:
-        raise ValueError(f"{path}: unsupported results schema_version {version!r}")
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except UnicodeDecodeError as e:
+        raise ResultsFormatError(f"{path}: not UTF-8 text (offset {e.start})") from e
+    except json.JSONDecodeError as e:
+        raise ResultsFormatError(f"{path}: not valid JSON: {e}") from e
+    version = check_document(data, str(path), SCHEMA_VERSION)  # names file and field
     reader = _run_from_v1 if version == 1 else _run_from_dict
-    return dict(data.get("meta", {})), [reader(r) for r in data.get("runs", [])]
+    runs = []
+    for i, raw in enumerate(data.get("runs", [])):
+        try:
+            runs.append(reader(raw))
+        except (KeyError, TypeError, ValueError, AttributeError) as e:  # past the schema check
+            raise ResultsFormatError(f"{path}: runs[{i}]: {type(e).__name__}: {e}") from e
+    return dict(data.get("meta", {})), runs
 
 
 # ----------------------------------------------------------------------- ResultDir

@@ -524,6 +524,10 @@ def compare(
         )
     if result.refused and not force:
         raise Refused(result.refused)
+    if not result.arches and not force:  # nothing in common: not "no regression"
+        disjoint = Difference("all", "architectures", arches_a, arches_b, Severity.REFUSE,
+                              "no architecture in common, nothing to compare")  # fmt: skip
+        raise Refused([disjoint])
     return result
 
 
