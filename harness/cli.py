@@ -12,7 +12,7 @@ from pathlib import Path
 
 from harness import doctor as doctor_mod
 from harness import seriescheck
-from harness.ab import run_ab
+from harness.ab import DEFAULT_MAX_REPS, run_ab
 from harness.boot.accel import probe_cache
 from harness.compare_cmd import run_compare
 from harness.errors import failure
@@ -73,7 +73,26 @@ def _add_ab(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     _add_kernel_options(p)
     p.add_argument("--series", type=Path, help="patch series directory (the B side)")
-    p.add_argument("--reps", type=int, default=3, help="boots per kernel; default: %(default)s")
+    p.add_argument(
+        "--reps", type=_reps, default=3,
+        help="boots per kernel, or 'auto': add interleaved pairs until every headline "
+        "figure's 95%% interval is narrower than its target (30 percentage points for "
+        "fractions) or --max-reps is reached; default: %(default)s",
+    )  # fmt: skip
+    p.add_argument(
+        "--max-reps", type=int, default=DEFAULT_MAX_REPS, metavar="N",
+        help="budget of --reps auto: at most N boots per kernel; default: %(default)s",
+    )  # fmt: skip
+
+
+def _reps(text: str) -> int | None:
+    """--reps: a number, or "auto" (None)."""
+    if text == "auto":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: a number or 'auto'") from None
 
 
 def _add_kernel_options(p: argparse.ArgumentParser) -> None:
@@ -274,10 +293,13 @@ def cmd_ab(args: argparse.Namespace, reporter: Reporter) -> int:
     opts = _run_options(args, reporter)
     if opts is None:
         return 2
-    if args.reps < 1:
+    if args.reps is not None and args.reps < 1:
         reporter.error("--reps must be at least 1")
         return 2
-    results, status = run_ab(Pipeline(opts, reporter), args.reps)
+    if args.max_reps < 1:
+        reporter.error("--max-reps must be at least 1")
+        return 2
+    results, status = run_ab(Pipeline(opts, reporter), args.reps, args.max_reps)
     _print_summary(reporter, results.runs)
     # One command, one report: the comparison is written beside the runs.
     # Its verdict is in the report; the exit status stays the runs' status.
