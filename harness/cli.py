@@ -224,6 +224,11 @@ def _add_compare(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         p.add_argument("--patched-label", help="kernel label of the patched runs")
         p.add_argument("--out", type=Path, help="output directory; default: the (second) DIR")
         p.add_argument("--force", action="store_true", help="compare even if runs differ")
+        p.add_argument(
+            "--tradeoffs", type=Path, action="append", default=[], metavar="FILE",
+            help="declared trade-offs: a run definition's tradeoffs: or a series' "
+            "tradeoffs.yaml (repeatable); default: those the A/B run recorded",
+        )  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -449,6 +454,7 @@ def cmd_compare(args: argparse.Namespace, reporter: Reporter) -> int:
         patched_label=args.patched_label,
         out=args.out,
         force=args.force,
+        tradeoff_files=args.tradeoffs,
         argv=sys.argv if sys.argv[1:2] == [args.command] else ["kbulk", args.command],
         info=reporter.info,
         error=reporter.error,

@@ -315,6 +315,17 @@ def load_tradeoffs(path: Path) -> list[Tradeoff]:
     return _tradeoffs(r, top, "tradeoffs", top.get("tradeoffs", []))
 
 
+def tradeoffs_file(path: Path) -> list[Tradeoff]:
+    """Trade-offs from either a tradeoffs.yaml or a run definition's ``tradeoffs:``
+    (only that key is read: the rest of the run definition is not checked here)."""
+    data = _load_yaml(path)
+    r = _Reader(path)
+    if data is None:
+        return []
+    top = r.mapping(data, None, "", TOP_KEYS)
+    return _tradeoffs(r, top, "tradeoffs", top.get("tradeoffs", []))
+
+
 def series_tradeoffs(series: Path | None) -> list[Tradeoff]:
     """The trade-offs declared beside a series (none when it has no tradeoffs.yaml)."""
     if series is None or not (series / TRADEOFFS_FILE).is_file():

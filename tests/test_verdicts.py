@@ -397,3 +397,30 @@ def test_compare_metrics_keeps_rank_p_only_for_fractions() -> None:
     runs_b = per_boot(STRESS, "c", "p50_ns", [4.0, 5.0, 6.0])
     (m,) = compare_metrics("x86_64", runs_a, runs_b)
     assert m.rank_p is None and not m.bimodal
+
+
+def test_compare_reads_tradeoff_files(tmp_path: Path) -> None:
+    import json
+    import shutil
+
+    from harness.compare_cmd import run_compare
+    from harness.record.status import EXIT_USAGE
+
+    src = Path(__file__).parent / "data" / "results-v1" / "ab"
+    ab = tmp_path / "ab"
+    shutil.copytree(src, ab)
+    bad = write(tmp_path, "tradeoffs:\n  - metric: a.b.c\n    direction: up\n    reason: r\n")
+    errors: list[str] = []
+    code = run_compare([ab], tradeoff_files=[bad], info=lambda _: None, error=errors.append)
+    assert code == EXIT_USAGE and errors == [
+        f"{bad}:3: direction: 'up'; allowed: higher, lower (the way the figure is meant to move)"
+    ]
+    good = write(tmp_path, GOOD, "run.yaml")
+    assert run_compare([ab], tradeoff_files=[good], info=lambda _: None) == 0
+    data = json.loads((ab / "compare.json").read_text())
+    assert [t["metric"] for t in data["tradeoffs"]] == [
+        "kbulk_stress.gfp_kernel_order0.p50_ns",
+        "kbulk_bench.order0_batch1.*ns_per_page*",
+    ]
+    assert data["verdict"].startswith("no regression beyond threshold;")
+    assert "## Intended, as declared" in (ab / "report.md").read_text()

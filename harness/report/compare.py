@@ -540,7 +540,7 @@ class ArchComparison:
 
     def intended(self) -> list[MetricDelta]:
         """Worsenings beyond threshold that a declared trade-off covers."""
-        return [m for m in self.metrics if m.verdict == "intended"]
+        return [m for m in self.metrics if m.verdict == "intended" and not self.emulated_time(m)]
 
     def improvements(self) -> list[MetricDelta]:
         return [m for m in self.metrics if m.verdict == "better" and not self.emulated_time(m)]

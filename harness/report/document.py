@@ -208,11 +208,17 @@ def _figure(m: MetricDelta) -> str:
     if m.a is None or m.b is None:
         return "-"
     a, b = format_value(m.a.mean, m.key), format_value(m.b.mean, m.key)
-    change = _ratio(m.ratio) if m.kind is Kind.TIME else _pct(m.pct_change)
+    fraction = m.spec.unit == "fraction"
+    if fraction:
+        change = f"{100 * (m.b.mean - m.a.mean):+.1f} pts"
+    else:
+        change = _ratio(m.ratio) if m.kind is Kind.TIME else _pct(m.pct_change)
     interval = m.interval
     ci = ""
     if interval is not None and interval.width > 0:
-        ci = f", 95% CI of the difference {interval.lo:+.3g}..{interval.hi:+.3g}"
+        lo, hi = (100 * interval.lo, 100 * interval.hi) if fraction else (interval.lo, interval.hi)
+        unit = " pts" if fraction else ""
+        ci = f", 95% CI of the difference {lo:+.3g}..{hi:+.3g}{unit}"
     return f"{a} -> {b} ({change}{ci}; threshold {threshold_text(m.spec)})"
 
 
