@@ -424,3 +424,38 @@ def test_compare_reads_tradeoff_files(tmp_path: Path) -> None:
     ]
     assert data["verdict"].startswith("no regression beyond threshold;")
     assert "## Intended, as declared" in (ab / "report.md").read_text()
+
+
+@pytest.mark.usefixtures("no_fsync")
+@pytest.mark.parametrize(("width", "max_reps", "pairs", "stop"), [
+    (0.10, 20, 3, "narrow"),  # narrow from the start: the minimum of 3 pairs
+    (0.45, 4, 4, "budget"),  # never narrow: the budget
+])  # fmt: skip
+def test_ab_reps_auto_is_wired_to_the_stopping_rule(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, width: float, max_reps: int, pairs: int,
+    stop: str,
+) -> None:  # fmt: skip
+    from test_errors import Raising, options, prepared, stub_source
+
+    import harness.ab
+    from harness.ab import run_ab
+    from harness.pipeline import Pipeline
+    from harness.progress import Reporter
+    from harness.record.store import load_json
+
+    stub_source(monkeypatch, tmp_path)
+    monkeypatch.setattr(Pipeline, "prepare", lambda self, *a: prepared(tmp_path))
+    seen: list[int] = []
+
+    def fake_widths(metrics: object) -> list[FigureWidth]:
+        seen.append(1)
+        return [FigureWidth("fill", width, 0.30)]
+
+    monkeypatch.setattr(harness.ab, "widths", fake_widths)
+    pipeline = Pipeline(options(tmp_path), Reporter(quiet=True), booter=Raising(RuntimeError("x")))
+    results, _ = run_ab(pipeline, None, max_reps)
+    assert len(results.runs) == 2 * pairs and len(seen) == pairs  # asked after every pair
+    meta = load_json(results.path / "results.json")[0]
+    assert meta["repetitions"] == "auto" and meta["max_reps"] == max_reps
+    assert meta["reps_auto"]["x86_64"]["stop"] == stop
+    assert meta["reps_auto"]["x86_64"]["reps"] == pairs
