@@ -459,3 +459,13 @@ def test_ab_reps_auto_is_wired_to_the_stopping_rule(
     assert meta["repetitions"] == "auto" and meta["max_reps"] == max_reps
     assert meta["reps_auto"]["x86_64"]["stop"] == stop
     assert meta["reps_auto"]["x86_64"]["reps"] == pairs
+
+
+def test_reps_auto_on_the_command_line() -> None:
+    from harness.cli import build_parser
+
+    args = build_parser().parse_args(["ab", "--reps", "auto", "--max-reps", "12"])
+    assert args.reps is None and args.max_reps == 12
+    assert build_parser().parse_args(["ab", "--reps", "4"]).reps == 4
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["ab", "--reps", "many"])
