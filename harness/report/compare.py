@@ -27,6 +27,7 @@ Pure functions on loaded results; the report is :mod:`harness.report.document`.
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -135,7 +136,7 @@ class MetricDelta:
             return None
         return distribution(self.a.values), distribution(self.b.values)
 
-    @property
+    @functools.cached_property
     def interval(self) -> Interval | None:
         """95 % bootstrap interval of patched mean - baseline mean."""
         if self.a is None or self.b is None:

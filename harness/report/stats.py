@@ -215,6 +215,8 @@ def bootstrap_diff(
     if not da or not db:
         return None
     est = math.fsum(db) / len(db) - math.fsum(da) / len(da)
+    if min(da) == max(da) and min(db) == max(db):  # deterministic (-icount): no spread
+        return Interval(est, est, est, level)
     rng = random.Random(_SEED)
     ma, mb = _resample_means(da, rng, resamples), _resample_means(db, rng, resamples)
     lo, hi = _percentiles([y - x for x, y in zip(ma, mb, strict=True)], level)
@@ -230,6 +232,8 @@ def bootstrap_ratio(
     if not da or not db or min(da) <= 0 < max(da) or math.fsum(da) == 0:
         return None
     est = (math.fsum(db) / len(db)) / (math.fsum(da) / len(da))
+    if min(da) == max(da) and min(db) == max(db):
+        return Interval(est, est, est, level)
     rng = random.Random(_SEED)
     ma, mb = _resample_means(da, rng, resamples), _resample_means(db, rng, resamples)
     lo, hi = _percentiles([y / x for x, y in zip(ma, mb, strict=True) if x != 0], level)
