@@ -469,3 +469,12 @@ def test_reps_auto_on_the_command_line() -> None:
     assert build_parser().parse_args(["ab", "--reps", "4"]).reps == 4
     with pytest.raises(SystemExit):
         build_parser().parse_args(["ab", "--reps", "many"])
+
+
+def test_bimodal_cells_show_boots_not_a_stddev() -> None:
+    a = per_boot(STRESS, "gfp_kernel_order0", "fill_rate", [0, 0, 0, 0, 0, 1.0])
+    b = per_boot(STRESS, "gfp_kernel_order0", "fill_rate", [1.0, 1, 1, 1, 1, 0])
+    text = render_markdown(compare(side("baseline", a), side("patched", b)))
+    counts = text.split("### Host-independent counts")[1]
+    row = next(line for line in counts.splitlines() if "| fill_rate" in line)
+    assert "0.167 (5 near 0%, 1 near 100%, 0 between)" in row and "±" not in row

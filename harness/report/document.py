@@ -30,7 +30,7 @@ from harness.report.metrics import (
     format_value,
     threshold_text,
 )
-from harness.report.stats import ALPHA, Stats
+from harness.report.stats import ALPHA, Stats, bimodal, distribution
 from harness.report.svg import svg_batch, svg_fill, svg_latency
 
 __all__ = [
@@ -139,6 +139,12 @@ class Document:
 def _cell(s: Stats | None, key: str) -> str:
     if s is None:
         return "-"
+    if METRICS.lookup(key).unit == "fraction" and bimodal(s.values):
+        # a mean +- stddev of boots near 0 and near 1 would span most of 0-100 %
+        d = distribution(s.values)
+        return (
+            f"{format_value(s.mean, key)} ({d.low} near 0%, {d.high} near 100%, {d.middle} between)"
+        )
     if s.n < 2 or s.pct_stddev is None:
         return format_value(s.mean, key)
     return f"{format_value(s.mean, key)} ±{s.pct_stddev:.0f}%"
