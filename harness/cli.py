@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import signal
@@ -16,14 +17,16 @@ from harness.ab import DEFAULT_MAX_REPS, run_ab
 from harness.boot.accel import probe_cache
 from harness.compare_cmd import run_compare
 from harness.errors import failure
+from harness.export import kcidb
 from harness.kernel.arch import ARCHES
 from harness.kernel.source import from_debian
+from harness.machine.inventory import InventoryError, find_machine
 from harness.paths import REPO_ROOT, cache_root
 from harness.pipeline import Pipeline, RunOptions, run_from_console, validate_suites
 from harness.progress import Reporter
 from harness.record.junit import write_junit
 from harness.record.run import ArchRun
-from harness.record.status import EXIT_CODES, RunStatus
+from harness.record.status import EXIT_CODES, EXIT_USAGE, RunStatus
 from harness.record.store import write_json
 from harness.spec import SpecError, load_spec
 
@@ -42,6 +45,7 @@ Build, boot and test Linux kernels with a patch series under QEMU.
   kbulk parse console.log   results from a saved console log
   kbulk doctor              what this host lacks, and whether KVM really works
   kbulk series-check        checkpatch --strict every patch, build every prefix
+  kbulk kcidb DIR -o k.json a result directory as a KCIDB document
 
 Exit status: 0 pass, 1 test failure, 3 kernel crash, 4 timeout/hang,
 5 build failure, 6 config error, 7 patch failure, 8 infrastructure error,
@@ -146,6 +150,17 @@ def _add_kernel_options(p: argparse.ArgumentParser) -> None:
                    help="overall seconds per boot, > 0 (overrides the spec; there is no "
                    "'no limit', the spec's inactivity timeout always applies too)")  # fmt: skip
     p.add_argument("--quiet", action="store_true", help="only the summary")  # fmt: skip
+    p.add_argument(
+        "--machine",
+        metavar="NAME",
+        help="boot on this real machine (kexec over SSH) instead of QEMU; needs --inventory",
+    )
+    p.add_argument(
+        "--inventory",
+        type=Path,
+        metavar="FILE",
+        help="machine inventory (YAML); see README 'Real machines'",
+    )
 
 
 def _seconds(text: str) -> float:
@@ -231,6 +246,21 @@ def _add_compare(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         )  # fmt: skip
 
 
+def _add_kcidb(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser("kcidb", help="a result directory as a KCIDB document (kcidb-io validated)",
+                       description="Write RESULT_DIR's runs as a KCIDB I/O document (schema "
+                       "5.3), validated with kcidb-io before it is written. Submitting it "
+                       "(kcidb-submit) needs your KCIDB credentials. Exit: 0 written, "
+                       "2 unusable input, 8 kcidb-io missing or the document invalid.")  # fmt: skip
+    p.add_argument("dir", type=Path, metavar="RESULT_DIR")
+    p.add_argument(
+        "--origin", default="kbulk", help="KCIDB origin (ID prefix); default: %(default)s"
+    )
+    p.add_argument("-o", "--output", type=Path, help="write here; default: standard output")
+    p.add_argument("--logs-url", help="URL where RESULT_DIR is published (gives log_url)")
+    p.add_argument("--patches-url", help="URL of the patch files (gives patchset_files)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kbulk", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -243,6 +273,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_source(sub)
     _add_series_check(sub)
     _add_compare(sub)
+    _add_kcidb(sub)
     return parser
 
 
@@ -264,6 +295,16 @@ def _run_options(args: argparse.Namespace, reporter: Reporter) -> RunOptions | N
         return None
     if args.timeout is not None:
         spec.boot.timeout = args.timeout
+    machine = None
+    if args.machine or args.inventory:
+        if not (args.machine and args.inventory):
+            reporter.error("--machine and --inventory go together")
+            return None
+        try:
+            machine = find_machine(args.inventory, args.machine)
+        except InventoryError as e:  # names file:line, like a spec error: a usage error
+            reporter.error(str(e))
+            return None
     return RunOptions(
         spec=spec,
         results_root=args.results,
@@ -272,13 +313,14 @@ def _run_options(args: argparse.Namespace, reporter: Reporter) -> RunOptions | N
         series_override=args.series,
         no_series=getattr(args, "no_series", False),
         series_upto=getattr(args, "series_upto", None),
-        arches=args.arches or [],
+        arches=args.arches or ([machine.arch] if machine else []),
         suites=suites,
         accel=args.accel,
         jobs=args.jobs,
         extra_cmdline=args.cmdline,
         modules=not args.no_modules,
         argv=sys.argv,
+        machine=machine,
     )
 
 
@@ -461,6 +503,23 @@ def cmd_compare(args: argparse.Namespace, reporter: Reporter) -> int:
     )
 
 
+def cmd_kcidb(args: argparse.Namespace, reporter: Reporter) -> int:
+    options = kcidb.ExportOptions(args.origin, args.logs_url, args.patches_url)
+    try:
+        doc = kcidb.export(args.dir, args.output, options)
+    except kcidb.KcidbInputError as e:
+        reporter.error(str(e))
+        return EXIT_USAGE
+    except kcidb.KcidbError as e:
+        reporter.error(str(e))
+        return EXIT_CODES[e.run_status]
+    if args.output is None:
+        print(json.dumps(doc, indent=2))
+    else:
+        reporter.info(f"{args.output}: {len(doc['builds'])} builds, {len(doc['tests'])} tests")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -475,6 +534,7 @@ def main(argv: list[str] | None = None) -> int:
         "series-check": cmd_series_check,
         "compare": cmd_compare,
         "report": cmd_compare,
+        "kcidb": cmd_kcidb,
     }
     try:
         return handlers[args.command](args, reporter)

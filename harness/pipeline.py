@@ -5,11 +5,12 @@ the console from the Booter, the Analysis of the console) and the pipeline
 assembles the ArchRun from them. A failure at any stage becomes a classified
 ArchRun through errors.failure(), written to the result directory at once,
 and the next architecture still runs. choose_booter() is where the boot stage
-is picked (QEMU today).
+is picked (QEMU, or a real machine with --machine).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import shlex
 import time
@@ -33,6 +34,8 @@ from harness.kernel.source import (
     from_tarball,
     sha256_file,
 )
+from harness.machine.booter import MachineBooter
+from harness.machine.inventory import Machine
 from harness.progress import Reporter
 from harness.record.run import AbSlot, ArchRun, BootInfo, BuildInfo
 from harness.record.status import CrashKind, RunStatus
@@ -60,6 +63,7 @@ class RunOptions:
     modules: bool = True
     label: str | None = None
     argv: list[str] = field(default_factory=list)
+    machine: Machine | None = None  # boot on this machine (kexec over SSH) instead of QEMU
 
 
 def obtain_source(opts: RunOptions, reporter: Reporter) -> SourceTree:
@@ -103,6 +107,18 @@ def config_request(spec: RunSpec, arch: Arch, tree: PatchedTree) -> ConfigReques
     return request
 
 
+def series_meta(tree: PatchedTree) -> dict[str, Any]:
+    """results.json meta.series: the patches in order, each with its sha256 (KCIDB's
+    patchset_hash is computed from those, so an export needs no access to the files)."""
+    patches = tree.series.patches if tree.series else []
+    return {
+        "dir": str(tree.series.directory) if tree.series else None,
+        "sha256": tree.series_digest,
+        "patches": [p.name for p in patches],
+        "patch_sha256": [hashlib.sha256(p.read_bytes()).hexdigest() for p in patches],
+    }
+
+
 def kernel_label(tree: PatchedTree) -> str:
     base = f"v{tree.source.kernel_version}"
     return base if tree.series is None else f"{base}+series-{tree.label}"
@@ -121,7 +137,10 @@ def series_label(tree: PatchedTree) -> str | None:
 
 
 def choose_booter(opts: RunOptions) -> Booter:
-    """The boot stage: where "boot under QEMU" could become "boot a real machine"."""
+    """The boot stage: QEMU, or the real machine of --machine (one booter per run, so
+    the machine's state, e.g. unusable after failed power cycles, lasts the run)."""
+    if opts.machine is not None:
+        return MachineBooter(opts.machine, opts.cache)
     return QemuBooter(opts.accel, opts.cache)
 
 
@@ -182,11 +201,7 @@ class Pipeline:
                 "version": source.kernel_version,
                 "sha256": source.checksum,
             },
-            series={
-                "dir": str(tree.series.directory) if tree.series else None,
-                "sha256": tree.series_digest,
-                "patches": [p.name for p in tree.series.patches] if tree.series else [],
-            },
+            series=series_meta(tree),
             kernel=kernel_label(tree),
         )
         results.save()

@@ -11,6 +11,11 @@ APT_PACKAGES=(
   libelf-dev libssl-dev binutils python3-venv
   qemu-system-x86 qemu-system-arm
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross
+  openssh-server  # only its sshd binary: the transport tests start one on a loopback port
+  # `kbulk source`'s private apt state (harness/kernel/source.py) is signed-by
+  # /usr/share/keyrings/debian-archive-keyring.gpg: always on Debian, missing on
+  # Ubuntu (CI runners); Ubuntu ships the same package in universe.
+  debian-archive-keyring
 )
 
 missing=()

@@ -18,7 +18,15 @@ from harness.record.status import (
     Variant,
 )
 
-__all__ = ["AbSlot", "ArchRun", "BootInfo", "BuildInfo", "CrashReport", "status_from_tests"]
+__all__ = [
+    "AbSlot",
+    "ArchRun",
+    "BootInfo",
+    "BuildInfo",
+    "CrashReport",
+    "MachineInfo",
+    "status_from_tests",
+]
 
 
 @dataclass
@@ -52,6 +60,27 @@ class BuildInfo:
 
 
 @dataclass
+class MachineInfo:
+    """A boot on a real machine (kexec over SSH): which machine and what happened to it.
+
+    Never a key, password or command output: the host key only as its fingerprint.
+    """
+
+    name: str
+    host_key_fingerprint: str  # SHA256:... of the pinned host key
+    boot_method: str = "kexec"
+    own_kernel: str | None = None  # the release the machine runs when not under test
+    mem_available_kb: int | None = None
+    lockdown: str | None = None
+    uploads: dict[str, str] = field(default_factory=dict)  # kernel/initramfs -> sha256
+    upload_seconds: float | None = None
+    power_cycles: int = 0  # during this boot
+    returned_to: str | None = None  # the release it came back on after the test kernel
+    interrupted: str | None = None  # what happened to the machine when kbulk was interrupted
+    unusable: str | None = None  # why the machine is not used for the rest of the run
+
+
+@dataclass
 class BootInfo:
     """How the kernel was booted and how the boot ended."""
 
@@ -65,6 +94,7 @@ class BootInfo:
     exit_reason: ExitReason | None = None
     qemu_exit_status: int | None = None
     notes: list[str] = field(default_factory=list)  # the console driver's remarks
+    machine: MachineInfo | None = None  # booted on a real machine (accel "machine")
 
     @property
     def reproducer(self) -> str:

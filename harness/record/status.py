@@ -100,12 +100,13 @@ NON_FATAL_KINDS = frozenset({CrashKind.WARNING, CrashKind.UBSAN})
 
 
 class Accel(enum.StrEnum):
-    """How QEMU runs the guest."""
+    """How the kernel ran: under QEMU (kvm, tcg, tcg-icount) or on a real machine."""
 
     KVM = "kvm"
     TCG = "tcg"
     # TCG with -icount: deterministic virtual time counted in instructions
     TCG_ICOUNT = "tcg-icount"
+    MACHINE = "machine"  # kexec'd on a real machine over SSH (BootInfo.machine says which)
 
 
 class ExitReason(enum.StrEnum):

@@ -24,7 +24,7 @@ from typing import Any
 from harness.analysis.ktap import KtapDocument, Metric, TestNode, TestStatus
 from harness.fsutil import atomic_write_text, fresh_dir
 from harness.record.junit import write_junit
-from harness.record.run import AbSlot, ArchRun, BootInfo, BuildInfo, CrashReport
+from harness.record.run import AbSlot, ArchRun, BootInfo, BuildInfo, CrashReport, MachineInfo
 from harness.record.status import (
     EXIT_CODES,
     Accel,
@@ -200,8 +200,27 @@ def _build_from_dict(data: Mapping[str, Any]) -> BuildInfo:
     )
 
 
+def _machine_from_dict(data: Mapping[str, Any]) -> MachineInfo:
+    seconds = data.get("upload_seconds")
+    return MachineInfo(
+        name=str(data["name"]),
+        host_key_fingerprint=str(data["host_key_fingerprint"]),
+        boot_method=str(data.get("boot_method", "kexec")),
+        own_kernel=data.get("own_kernel"),
+        mem_available_kb=_opt_int(data.get("mem_available_kb")),
+        lockdown=data.get("lockdown"),
+        uploads={str(k): str(v) for k, v in data.get("uploads", {}).items()},
+        upload_seconds=float(seconds) if seconds is not None else None,
+        power_cycles=int(data.get("power_cycles", 0)),
+        returned_to=data.get("returned_to"),
+        interrupted=data.get("interrupted"),
+        unusable=data.get("unusable"),
+    )
+
+
 def _boot_from_dict(data: Mapping[str, Any]) -> BootInfo:
     accel, reason = data.get("accel"), data.get("exit_reason")
+    machine = data.get("machine")
     return BootInfo(
         accel=Accel(accel) if accel is not None else None,
         accel_reason=str(data.get("accel_reason", "")),
@@ -213,6 +232,7 @@ def _boot_from_dict(data: Mapping[str, Any]) -> BootInfo:
         exit_reason=ExitReason(reason) if reason is not None else None,
         qemu_exit_status=_opt_int(data.get("qemu_exit_status")),
         notes=[str(n) for n in data.get("notes", [])],
+        machine=_machine_from_dict(machine) if machine is not None else None,
     )
 
 
@@ -301,6 +321,22 @@ def _v1_boot(accelerator: str | None, details: Mapping[str, Any]) -> BootInfo | 
         smp=int(smp) if smp is not None else None,
         cmdline=_v1_after(argv, "-append"),
         exit_reason=ExitReason(reason) if reason is not None else None,
+        machine=_v1_machine(_v1_map(details, "machine")),
+    )
+
+
+def _v1_machine(machine: Mapping[str, Any]) -> MachineInfo | None:
+    """Branch `machines` wrote v1 results: details.machine, own_kernel as an object."""
+    if "name" not in machine or "host_key_fingerprint" not in machine:
+        return None
+    own = _v1_map(machine, "own_kernel")
+    return _machine_from_dict(
+        {
+            **machine,
+            "own_kernel": own.get("release"),
+            "mem_available_kb": own.get("mem_available_kb"),
+            "lockdown": own.get("lockdown"),
+        }
     )
 
 

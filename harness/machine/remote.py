@@ -1,0 +1,303 @@
+"""Boot a kernel under test on a real machine with kexec, and get the machine back.
+
+One boot:
+ 1. wait until the machine answers (banner + login + a command), power-cycling
+    it at most twice; if it still does not answer it is unusable for the run;
+ 2. check its health on its own kernel (uname, free memory, kexec, lockdown);
+ 3. upload the kernel and initramfs into <workdir>/<run id> (sha256-checked);
+ 4. ``kexec -l`` them with a command line that makes the kernel under test
+    return by itself (init reboots when done; a panic, oops, soft lockup or
+    hung task reboots), start the console command, then ``kexec -e``;
+ 5. read the console until init's done marker, a panic, silence or the
+    deadline; a silent (hung) machine is power-cycled;
+ 6. wait until it answers again on its own kernel and remove the run directory.
+
+The machine's boot configuration is never changed; the only thing written on
+it is the run directory. Interrupting kbulk power-cycles the machine if the
+kernel under test is running and says whether it came back.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from harness.boot.console import ConsoleResult, ExitReason
+from harness.errors import HarnessError
+from harness.kernel.arch import get_arch
+from harness.machine.console import ConsoleCapture
+from harness.machine.inventory import BootMethod, Machine
+from harness.machine.transport import (
+    Connection,
+    HostKeyRefused,
+    TransportError,
+    connect_when_ready,
+    host_key_fingerprint,
+)
+from harness.record.run import MachineInfo
+from harness.record.status import RunStatus
+
+# Appended to the kernel under test's command line: it must come back by itself.
+RETURN_ARGS = ["oops=panic", "softlockup_panic=1", "hung_task_panic=1"]
+DEFAULT_PANIC = "panic=10"
+MIN_FREE_KB = 256 * 1024
+MAX_POWER_CYCLES = 2
+
+
+class MachineError(HarnessError):
+    """The machine could not be used for this boot: infra_error (the class status).
+
+    A hang of the kernel under test is no MachineError (its console ends by
+    inactivity: timeout), nor is a panic (the analysis finds it: crash)."""
+
+    status = RunStatus.INFRA_ERROR
+
+
+class MachineUnusable(MachineError):
+    """Unreachable after two power cycles, or a refused host key: not used again this run."""
+
+
+class ConsoleLost(MachineError):
+    """The console command ended while the kernel under test ran."""
+
+
+@dataclass
+class Limits:
+    ready: float = 180.0  # seconds for ssh to answer after a (re)boot
+    overall: float = 1200.0  # kernel under test: whole boot
+    inactivity: float = 300.0  # kernel under test: silent console = hung
+    command: float = 60.0
+    upload: float = 300.0
+    power: float = 60.0  # a power-cycle command
+
+
+@dataclass
+class Health:
+    release: str
+    mem_available_kb: int
+    lockdown: str
+
+
+def kernel_cmdline(arch: str, cmdline: list[str]) -> list[str]:
+    args = [f"console={get_arch(arch).console}", *cmdline, *RETURN_ARGS]
+    if not any(a.startswith("panic=") for a in args):
+        args.append(DEFAULT_PANIC)
+    return args
+
+
+def _lockdown_mode(text: str) -> str:
+    m = re.search(r"\[(\w+)\]", text)
+    return m.group(1) if m else "unknown"
+
+
+class MachineSession:
+    """A machine used for the boots of one kbulk run."""
+
+    def __init__(
+        self,
+        machine: Machine,
+        limits: Limits | None = None,
+        info: Callable[[str], None] = lambda _msg: None,
+    ) -> None:
+        self.machine = machine
+        self.limits = limits or Limits()
+        self.info = info
+        self.unusable: str | None = None
+        self.health: Health | None = None
+        self.fingerprint = host_key_fingerprint(machine)
+
+    def new_record(self) -> MachineInfo:
+        """The machine's part of a boot's record, filled in as the boot goes."""
+        return MachineInfo(
+            name=self.machine.name,
+            host_key_fingerprint=self.fingerprint,
+            boot_method=self.machine.boot.value,
+            unusable=self.unusable,
+        )
+
+    # -- power and readiness ------------------------------------------------
+
+    def power_cycle(self) -> str | None:
+        """Run the power-cycle command; None when it worked, else why not."""
+        argv = list(self.machine.power_cycle)
+        if not argv:
+            return "the inventory has no power_cycle command"
+        self.info(f"{self.machine.name}: power-cycling ({shlex.join(argv)})")
+        try:
+            proc = subprocess.run(
+                argv,
+                capture_output=True,
+                text=True,
+                timeout=self.limits.power,
+                stdin=subprocess.DEVNULL,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as e:
+            return f"power-cycle command {shlex.join(argv)} failed: {e}"
+        if proc.returncode != 0:
+            return (
+                f"power-cycle command {shlex.join(argv)} exited {proc.returncode}: "
+                f"{proc.stderr.strip()[-300:]}"
+            )
+        return None
+
+    def reach(self, record: MachineInfo, own_kernel: bool = True) -> Connection:
+        """Connect, power-cycling at most twice; mark the machine unusable if that fails."""
+        if self.unusable:
+            record.unusable = self.unusable
+            raise MachineUnusable(f"{self.machine.name} is unusable for this run: {self.unusable}")
+        problems = []
+        cycles = 0
+        while True:
+            try:
+                conn = connect_when_ready(self.machine, self.limits.ready, ["uname", "-r"])
+                if own_kernel and self.health is not None:
+                    release = conn.check(["uname", "-r"], self.limits.command).strip()
+                    if release != self.health.release:
+                        conn.close()
+                        raise TransportError(
+                            f"running {release}, not its own kernel {self.health.release}"
+                        )
+                return conn
+            except HostKeyRefused as e:
+                self.unusable = record.unusable = str(e)
+                raise MachineUnusable(str(e)) from None
+            except TransportError as e:
+                problems.append(str(e))
+            if cycles >= MAX_POWER_CYCLES:
+                break
+            cycles += 1
+            record.power_cycles += 1
+            failed = self.power_cycle()
+            if failed:
+                problems.append(failed)
+        self.unusable = record.unusable = f"unreachable after {cycles} power cycles: {problems[-1]}"
+        raise MachineUnusable(f"{self.machine.name}: {self.unusable}")
+
+    def check_health(self, conn: Connection) -> Health:
+        release = conn.check(["uname", "-r"], self.limits.command).strip()
+        meminfo = conn.check(["cat", "/proc/meminfo"], self.limits.command)
+        m = re.search(r"^MemAvailable:\s+(\d+)", meminfo, re.MULTILINE)
+        available = int(m.group(1)) if m else 0
+        if available < MIN_FREE_KB:
+            raise MachineError(f"{self.machine.name}: only {available} kB available memory")
+        kexec = conn.run(["kexec", "--version"], self.limits.command)
+        if not kexec.ok:
+            raise MachineError(f"{self.machine.name}: no usable kexec (kexec-tools) on the machine")
+        if not conn.run(["test", "-e", "/sys/kernel/kexec_loaded"], self.limits.command).ok:
+            raise MachineError(f"{self.machine.name}: its kernel {release} has no kexec support")
+        lock = conn.run(["cat", "/sys/kernel/security/lockdown"], self.limits.command)
+        lockdown = _lockdown_mode(lock.stdout) if lock.ok else "unknown"
+        if lockdown in ("integrity", "confidentiality"):
+            raise MachineError(
+                f"{self.machine.name}: kernel lockdown is {lockdown}: kexec of an unsigned "
+                f"kernel is refused (Secure Boot?)"
+            )
+        return Health(release, available, lockdown)
+
+    # -- one boot -------------------------------------------------------------
+
+    def boot(
+        self,
+        kernel: Path,
+        initramfs: Path,
+        args: list[str],
+        console_log: Path,
+        run_id: str,
+        record: MachineInfo,
+        on_line: Callable[[str], None] | None = None,
+    ) -> ConsoleResult:
+        """Boot ``kernel`` with the full command line ``args`` (see kernel_cmdline).
+
+        Returns the console when the machine is back on its own kernel; raises a
+        MachineError or TransportError (infra_error) when the boot says nothing
+        about the kernel under test. ``record`` is filled in as the boot goes, so
+        it is complete also when this raises or is interrupted.
+        """
+        machine = self.machine
+        console_log.parent.mkdir(parents=True, exist_ok=True)
+        console_log.write_text("")
+        if machine.boot is not BootMethod.KEXEC:
+            raise MachineError(
+                f"{machine.name}: boot method {machine.boot.value} is not supported yet "
+                f"(refused: the harness does not change boot entries); use kexec"
+            )
+        if not machine.console:
+            raise MachineError(f"{machine.name}: the inventory has no console command")
+        rundir = f"{machine.workdir}/{run_id}"
+        conn = self.reach(record, own_kernel=self.health is not None)
+        with conn:
+            self.health = self.health or self.check_health(conn)
+            record.own_kernel = self.health.release
+            record.mem_available_kb = self.health.mem_available_kb
+            record.lockdown = self.health.lockdown
+            conn.check(["mkdir", "-p", rundir], self.limits.command)
+            remote_kernel, remote_initrd = f"{rundir}/kernel", f"{rundir}/initramfs"
+            started = time.monotonic()
+            record.uploads = {
+                "kernel": conn.upload(kernel, remote_kernel, self.limits.upload),
+                "initramfs": conn.upload(initramfs, remote_initrd, self.limits.upload),
+            }
+            record.upload_seconds = round(time.monotonic() - started, 1)
+            conn.check(
+                [
+                    # --kexec-syscall: kexec-tools 2.0.32 tries kexec_file_load
+                    # first, and its fallback for a non-relocatable kernel
+                    # (tinyconfig) fails to place the setup code.
+                    "kexec", "--kexec-syscall", "-l", remote_kernel,
+                    f"--initrd={remote_initrd}", f"--command-line={' '.join(args)}",
+                ],
+                self.limits.command,
+            )  # fmt: skip
+            capture = ConsoleCapture(machine.console, console_log)
+            time.sleep(0.5)  # let the console command attach before the switch
+            try:
+                conn.start(["kexec", "-e"])
+            except TransportError:
+                capture.stop()
+                raise
+        return self._run_test_kernel(capture, record, rundir, on_line)
+
+    def _run_test_kernel(
+        self,
+        capture: ConsoleCapture,
+        record: MachineInfo,
+        rundir: str,
+        on_line: Callable[[str], None] | None,
+    ) -> ConsoleResult:
+        try:
+            try:
+                console = capture.capture(self.limits.overall, self.limits.inactivity, on_line)
+            finally:
+                capture.stop()
+        except BaseException:
+            # interrupted while the kernel under test runs: bring the machine home
+            record.interrupted = self._recover_after_interrupt()
+            raise
+        if console.reason in (ExitReason.INACTIVITY, ExitReason.TIMEOUT, ExitReason.QEMU_ERROR):
+            record.power_cycles += 1
+            failed = self.power_cycle()
+            if failed:
+                console.notes.append(failed)
+        with self.reach(record) as conn:
+            conn.run(["rm", "-rf", rundir], self.limits.command)
+            record.returned_to = self.health.release if self.health else None
+        return console
+
+    def _recover_after_interrupt(self) -> str:
+        failed = self.power_cycle()
+        if failed:
+            message = f"{self.machine.name} may still run the kernel under test: {failed}"
+        else:
+            try:
+                connect_when_ready(self.machine, min(self.limits.ready, 60.0)).close()
+                message = f"{self.machine.name} was power-cycled and is back on its own kernel"
+            except TransportError as e:
+                message = f"{self.machine.name} was power-cycled but did not come back: {e}"
+        self.info(message)
+        return message
