@@ -7,6 +7,12 @@ host (thermal, other load) hits both sides alike. Every boot is one ArchRun
 whose ``ab`` slot says its variant (baseline/patched) and repetition, all in
 one result directory, ready for `kbulk compare`. Stages and their failures are
 the pipeline's own (Pipeline.prepare / Pipeline.boot_and_test).
+
+With ``repetitions=None`` (`--reps auto`) each architecture gets pairs until every
+headline figure's 95 % interval is narrower than its target, or ``max_reps`` pairs
+(:func:`harness.report.stopping.decide`); the decision is recorded in the meta
+(``reps_auto``) and shown in the report. The declared trade-offs (run definition
+and the series' tradeoffs.yaml) are recorded in the meta too, for `kbulk compare`.
 """
 
 from __future__ import annotations
@@ -16,16 +22,35 @@ from harness.pipeline import Pipeline, kernel_label, obtain_source, patched_tree
 from harness.record.run import AbSlot, ArchRun
 from harness.record.status import RunStatus, Variant
 from harness.record.store import ResultDir, default_meta
+from harness.report.compare import compare_metrics
+from harness.report.headlines import widths
+from harness.report.stopping import Decision, decide
 from harness.report.summary import write_summary
+from harness.spec import SpecError, series_tradeoffs
+
+DEFAULT_MAX_REPS = 20
 
 
-def run_ab(pipeline: Pipeline, repetitions: int) -> tuple[ResultDir, RunStatus]:
+def auto_decision(arch: str, runs: list[ArchRun], reps: int, max_reps: int) -> Decision:
+    """The stopping rule on this architecture's boots so far."""
+    mine = [r for r in runs if r.arch == arch and r.ab is not None]
+    a = [r for r in mine if r.ab is not None and r.ab.variant is Variant.BASELINE]
+    b = [r for r in mine if r.ab is not None and r.ab.variant is Variant.PATCHED]
+    return decide(widths(compare_metrics(arch, a, b)), reps, max_reps=max_reps)
+
+
+def run_ab(
+    pipeline: Pipeline, repetitions: int | None, max_reps: int = DEFAULT_MAX_REPS
+) -> tuple[ResultDir, RunStatus]:
+    """``repetitions`` pairs per architecture; None: auto, up to ``max_reps``."""
     opts, reporter = pipeline.opts, pipeline.reporter
     arches = pipeline.arches()
     meta = default_meta(
-        opts.argv, mode="ab", repetitions=repetitions, spec=str(opts.spec.path),
-        spec_name=opts.spec.name, arches=[a.name for a in arches],
+        opts.argv, mode="ab", repetitions=repetitions if repetitions is not None else "auto",
+        spec=str(opts.spec.path), spec_name=opts.spec.name, arches=[a.name for a in arches],
     )  # fmt: skip
+    if repetitions is None:
+        meta["max_reps"] = max_reps
     results = pipeline.start(meta)
     arches = pipeline.preflight(results, arches)
     if not arches:
@@ -42,13 +67,23 @@ def run_ab(pipeline: Pipeline, repetitions: int) -> tuple[ResultDir, RunStatus]:
         reporter.warn("no series: both sides of the A/B run are the same kernel")
     results.meta["kernels"] = {str(v): kernel_label(t) for v, t in trees.items()}
     results.meta["series"] = series_meta(trees[Variant.PATCHED])  # the patched side's
+    try:
+        series_dir = trees[Variant.PATCHED].series
+        declared = [
+            *opts.spec.tradeoffs,
+            *series_tradeoffs(series_dir.directory if series_dir else None),
+        ]
+    except SpecError as e:
+        return results, pipeline.record_failure(results, arches, e)
+    results.meta["tradeoffs"] = [t.to_json() for t in declared]
     results.save()
     for arch in arches:
         prepared = {v: pipeline.prepare(arch, trees[v], results, AbSlot(v, 0)) for v in Variant}
         for item in prepared.values():
             if isinstance(item, ArchRun):  # did not build: one failed run, no boots
                 results.record(item)
-        for rep in range(repetitions):
+        rep = 0
+        while repetitions is None or rep < repetitions:
             for variant in Variant:
                 item = prepared[variant]
                 if isinstance(item, ArchRun):
@@ -61,6 +96,21 @@ def run_ab(pipeline: Pipeline, repetitions: int) -> tuple[ResultDir, RunStatus]:
                 reporter.info(
                     f"{arch.name} {variant} #{rep}: {run.status.value.upper()} {run.message}"
                 )
+            rep += 1
+            if repetitions is None:
+                decision = auto_decision(arch.name, results.runs, rep, max_reps)
+                if any(isinstance(item, ArchRun) for item in prepared.values()):
+                    decision = decide([], rep, max_reps=rep)  # no boots: nothing to narrow
+                reporter.info(f"{arch.name} --reps auto: {decision.text()}")
+                if decision.done:
+                    auto = results.meta.setdefault("reps_auto", {})
+                    auto[arch.name] = {
+                        "reps": rep, "max_reps": max_reps, "stop": str(decision.stop),
+                        "text": decision.text(),
+                        "wide": [[w.label, w.width, w.target] for w in decision.wide],
+                    }  # fmt: skip
+                    results.save()
+                    break
     status = results.finish()
     write_summary(results.path / "summary.md", results.runs, results.meta)
     return results, status

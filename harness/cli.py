@@ -13,7 +13,7 @@ from pathlib import Path
 
 from harness import doctor as doctor_mod
 from harness import seriescheck
-from harness.ab import run_ab
+from harness.ab import DEFAULT_MAX_REPS, run_ab
 from harness.analysis.reader import DEFAULT_MAX_BYTES, ConsoleFile, spool
 from harness.boot.accel import probe_cache
 from harness.compare_cmd import run_compare
@@ -78,7 +78,26 @@ def _add_ab(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     _add_kernel_options(p)
     p.add_argument("--series", type=Path, help="patch series directory (the B side)")
-    p.add_argument("--reps", type=int, default=3, help="boots per kernel; default: %(default)s")
+    p.add_argument(
+        "--reps", type=_reps, default=3,
+        help="boots per kernel, or 'auto': add interleaved pairs until every headline "
+        "figure's 95%% interval is narrower than its target (30 percentage points for "
+        "fractions) or --max-reps is reached; default: %(default)s",
+    )  # fmt: skip
+    p.add_argument(
+        "--max-reps", type=int, default=DEFAULT_MAX_REPS, metavar="N",
+        help="budget of --reps auto: at most N boots per kernel; default: %(default)s",
+    )  # fmt: skip
+
+
+def _reps(text: str) -> int | None:
+    """--reps: a number, or "auto" (None)."""
+    if text == "auto":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: a number or 'auto'") from None
 
 
 def _add_kernel_options(p: argparse.ArgumentParser) -> None:
@@ -239,6 +258,11 @@ def _add_compare(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
         p.add_argument("--patched-label", help="kernel label of the patched runs")
         p.add_argument("--out", type=Path, help="output directory; default: the (second) DIR")
         p.add_argument("--force", action="store_true", help="compare even if runs differ")
+        p.add_argument(
+            "--tradeoffs", type=Path, action="append", default=[], metavar="FILE",
+            help="declared trade-offs: a run definition's tradeoffs: or a series' "
+            "tradeoffs.yaml (repeatable); default: those the A/B run recorded",
+        )  # fmt: skip
 
 
 def _add_kcidb(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -335,10 +359,13 @@ def cmd_ab(args: argparse.Namespace, reporter: Reporter) -> int:
     opts = _run_options(args, reporter)
     if opts is None:
         return 2
-    if args.reps < 1:
+    if args.reps is not None and args.reps < 1:
         reporter.error("--reps must be at least 1")
         return 2
-    results, status = run_ab(Pipeline(opts, reporter), args.reps)
+    if args.max_reps < 1:
+        reporter.error("--max-reps must be at least 1")
+        return 2
+    results, status = run_ab(Pipeline(opts, reporter), args.reps, args.max_reps)
     _print_summary(reporter, results.runs)
     # One command, one report: the comparison is written beside the runs.
     # Its verdict is in the report; the exit status stays the runs' status.
@@ -507,6 +534,7 @@ def cmd_compare(args: argparse.Namespace, reporter: Reporter) -> int:
         patched_label=args.patched_label,
         out=args.out,
         force=args.force,
+        tradeoff_files=args.tradeoffs,
         argv=sys.argv if sys.argv[1:2] == [args.command] else ["kbulk", args.command],
         info=reporter.info,
         error=reporter.error,

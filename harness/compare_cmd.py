@@ -14,6 +14,7 @@ from harness.report.compare import Comparison, Refused, compare, sides_from_dirs
 from harness.report.compare_json import to_json
 from harness.report.html import render_html
 from harness.report.markdown import render_markdown
+from harness.spec import SpecError, Tradeoff, tradeoffs_file
 
 __all__ = ["EXIT_MALFORMED", "EXIT_REFUSED", "run_compare", "write_reports"]
 
@@ -44,6 +45,7 @@ def run_compare(
     patched_label: str | None = None,
     out: Path | None = None,
     force: bool = False,
+    tradeoff_files: Sequence[Path] = (),
     argv: Sequence[str] = (),
     info: Callable[[str], None] = print,
     error: Callable[[str], None] = print,
@@ -58,11 +60,18 @@ def run_compare(
     if not base:
         error("no baseline directory given")
         return EXIT_USAGE
+    tradeoffs: list[Tradeoff] | None = None
+    if tradeoff_files:
+        try:
+            tradeoffs = [t for f in tradeoff_files for t in tradeoffs_file(f)]
+        except SpecError as e:
+            error(str(e))
+            return EXIT_USAGE
     try:
         a, b = sides_from_dirs(
             base, patched, baseline_label=baseline_label, patched_label=patched_label
         )
-        cmp = compare(a, b, force=force, command_line=argv)
+        cmp = compare(a, b, force=force, command_line=argv, tradeoffs=tradeoffs)
     except Refused as e:
         error("refusing to compare: the runs differ in more than the kernel (--force to override)")
         for m in e.mismatches:

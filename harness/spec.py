@@ -6,7 +6,9 @@ so a typo in a run definition is a one-line fix rather than a traceback.
 
 from __future__ import annotations
 
+import fnmatch
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -91,6 +93,57 @@ class BootOptions:
     icount: int | None = None
 
 
+TRADEOFF_DIRECTIONS = ("higher", "lower")
+TRADEOFF_KEYS = {"metric", "direction", "reason", "arch"}
+TRADEOFFS_FILE = "tradeoffs.yaml"  # beside the series' patches
+
+
+@dataclass(frozen=True)
+class Tradeoff:
+    """A change the series intends (``metric`` moves ``direction``, for ``reason``): a
+    worsening it covers is listed as "intended, as declared", not as a regression."""
+
+    metric: str  # fnmatch pattern on "<module>.<case>.<key>", e.g. kbulk_stress.*.p50_ns
+    direction: str  # "higher" / "lower": the way the figure is meant to move
+    reason: str
+    arch: str | None = None  # None: every architecture
+    source: str = ""  # file:line of the declaration
+
+    @property
+    def up(self) -> bool:
+        return self.direction == "higher"
+
+    def matches(self, arch: str, path: str) -> bool:
+        if self.arch is not None and self.arch != arch:
+            return False
+        return fnmatch.fnmatchcase(path, self.metric)
+
+    def to_json(self) -> dict[str, str | None]:
+        return {
+            "metric": self.metric,
+            "direction": self.direction,
+            "reason": self.reason,
+            "arch": self.arch,
+            "source": self.source,
+        }
+
+    @staticmethod
+    def from_json(data: Mapping[str, object]) -> Tradeoff | None:
+        metric, direction, reason = data.get("metric"), data.get("direction"), data.get("reason")
+        if not (isinstance(metric, str) and isinstance(reason, str)):
+            return None
+        if direction not in TRADEOFF_DIRECTIONS:
+            return None
+        arch, source = data.get("arch"), data.get("source")
+        return Tradeoff(
+            metric,
+            str(direction),
+            reason,
+            arch if isinstance(arch, str) else None,
+            source if isinstance(source, str) else "",
+        )
+
+
 @dataclass
 class RunSpec:
     name: str
@@ -108,6 +161,8 @@ class RunSpec:
     modules_dir: Path | None = None
     modules: list[ModuleLoad] = field(default_factory=list)
     boot: BootOptions = field(default_factory=BootOptions)
+    # Intended trade-offs of the series (here and in <series>/tradeoffs.yaml).
+    tradeoffs: list[Tradeoff] = field(default_factory=list)
 
 
 class _Reader:
@@ -181,11 +236,55 @@ def _resolve(base: Path, value: str) -> Path:
     return p if p.is_absolute() else (base / p).resolve()
 
 
-TOP_KEYS = {"name", "source", "series", "arches", "config", "kunit", "modules", "boot"}
+TOP_KEYS = {
+    "name", "source", "series", "arches", "config", "kunit", "modules", "boot", "tradeoffs",
+}  # fmt: skip
 
 
-def load_spec(path: Path, repo_root: Path) -> RunSpec:
-    """Load a run definition; relative paths are relative to the repository root."""
+def _tradeoffs(r: _Reader, parent: _Map | None, key: str, value: Any) -> list[Tradeoff]:
+    """A list of {metric, direction, reason, arch?}; each error at its own line."""
+    if not isinstance(value, list):
+        raise r.fail(parent, key, f"expected a list of trade-offs, got {type(value).__name__}")
+    lines = getattr(value, "item_lines", [])
+    out = []
+    for index, item in enumerate(value):
+        line = lines[index] if index < len(lines) else None
+        if not isinstance(item, _Map):
+            raise r.fail(
+                parent, key, f"each trade-off is a mapping of {', '.join(sorted(TRADEOFF_KEYS))}",
+                line,
+            )  # fmt: skip
+        entry = r.mapping(item, parent, key, TRADEOFF_KEYS)
+        for required in ("metric", "direction", "reason"):
+            if required not in entry:
+                raise r.fail(entry, None, f"trade-off needs '{required}'")
+        metric = r.typed(entry, "metric", str, "")
+        if metric.count(".") < 2:
+            raise r.fail(
+                entry, "metric",
+                f"{metric!r}: expected <module>.<case>.<key> (fnmatch patterns allowed), "
+                "e.g. kbulk_stress.gfp_kernel_order0.p50_ns",
+            )  # fmt: skip
+        direction = r.typed(entry, "direction", str, "")
+        if direction not in TRADEOFF_DIRECTIONS:
+            raise r.fail(
+                entry, "direction",
+                f"{direction!r}; allowed: {', '.join(TRADEOFF_DIRECTIONS)} "
+                "(the way the figure is meant to move)",
+            )  # fmt: skip
+        reason = r.typed(entry, "reason", str, "").strip()
+        if not reason:
+            raise r.fail(entry, "reason", "a trade-off needs a reason (why it is worth it)")
+        arch = r.typed(entry, "arch", (str, type(None)), None)
+        if arch is not None and arch not in ARCHES:
+            raise r.fail(
+                entry, "arch", f"unknown architecture {arch!r}; known: {', '.join(ARCHES)}"
+            )
+        out.append(Tradeoff(metric, direction, reason, arch, f"{r.path}:{entry.line}"))
+    return out
+
+
+def _load_yaml(path: Path) -> Any:
     try:
         raw = path.read_bytes()
     except OSError as e:
@@ -199,11 +298,44 @@ def load_spec(path: Path, repo_root: Path) -> RunSpec:
             f"(byte 0x{raw[e.start]:02x} at offset {e.start})"
         ) from e
     try:
-        data = yaml.load(text, Loader=_LineLoader)
+        return yaml.load(text, Loader=_LineLoader)
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         raise SpecError(f"{where}: invalid YAML: {getattr(e, 'problem', e)}") from e
+
+
+def load_tradeoffs(path: Path) -> list[Tradeoff]:
+    """A series' tradeoffs.yaml: ``tradeoffs:`` and a list, as in a run definition."""
+    data = _load_yaml(path)
+    r = _Reader(path)
+    if data is None:
+        return []
+    top = r.mapping(data, None, "", {"tradeoffs"})
+    return _tradeoffs(r, top, "tradeoffs", top.get("tradeoffs", []))
+
+
+def tradeoffs_file(path: Path) -> list[Tradeoff]:
+    """Trade-offs from either a tradeoffs.yaml or a run definition's ``tradeoffs:``
+    (only that key is read: the rest of the run definition is not checked here)."""
+    data = _load_yaml(path)
+    r = _Reader(path)
+    if data is None:
+        return []
+    top = r.mapping(data, None, "", TOP_KEYS)
+    return _tradeoffs(r, top, "tradeoffs", top.get("tradeoffs", []))
+
+
+def series_tradeoffs(series: Path | None) -> list[Tradeoff]:
+    """The trade-offs declared beside a series (none when it has no tradeoffs.yaml)."""
+    if series is None or not (series / TRADEOFFS_FILE).is_file():
+        return []
+    return load_tradeoffs(series / TRADEOFFS_FILE)
+
+
+def load_spec(path: Path, repo_root: Path) -> RunSpec:
+    """Load a run definition; relative paths are relative to the repository root."""
+    data = _load_yaml(path)
     r = _Reader(path)
     if data is None:
         raise SpecError(f"{path}: empty run definition")
@@ -285,4 +417,6 @@ def load_spec(path: Path, repo_root: Path) -> RunSpec:
             inactivity_timeout=r.seconds(boot, "inactivity_timeout", 300),
             icount=icount,
         )
+    if "tradeoffs" in top:
+        spec.tradeoffs = _tradeoffs(r, top, "tradeoffs", top["tradeoffs"])
     return spec

@@ -127,7 +127,11 @@ def test_direction_table():
     assert direction_of("short_alloc_ok_rate") == (Direction.LOWER, Kind.COUNT)
     assert direction_of("short") == (Direction.LOWER, Kind.COUNT)  # the bench's, unchanged
     assert direction_of("compact_stall") == (Direction.NEUTRAL, Kind.RAW)
-    assert direction_of("requests") == (Direction.HIGHER, Kind.THROUGHPUT)
+    # like with like: a patched request may deliver many more pages; pages carry it
+    assert direction_of("requests") == (Direction.NEUTRAL, Kind.THROUGHPUT)
+    assert direction_of("pages") == (Direction.HIGHER, Kind.THROUGHPUT)
+    assert direction_of("req_ns_per_page") == (Direction.LOWER, Kind.TIME)
+    assert direction_of("pages_per_ms") == (Direction.HIGHER, Kind.TIME)
     assert direction_of("delta") == (Direction.LOWER, Kind.COUNT)
     assert direction_of("batch") == (Direction.NEUTRAL, Kind.INFO)
     assert direction_of("nr_cpus", "env") == (Direction.NEUTRAL, Kind.INFO)

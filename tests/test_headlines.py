@@ -31,9 +31,10 @@ def test_each_kind_of_cell() -> None:
     ]
     assert value(patched, metrics) == "100.0%"
     assert value(baseline, metrics) == "50.0%"
-    assert value(both, metrics) == "50.0% (25.0%-75.0%) -> 100.0%"
+    # two boots 25% and 75%: the bootstrap means are 25, 50 or 75%
+    assert value(both, metrics) == "50.0% (95% CI 25.0%-75.0%) -> 100.0%"
     assert value(ratio, metrics) == "1.02x"
-    assert value(versus, metrics) == "4 (3-5) vs 40"
+    assert value(versus, metrics) == "4 (95% CI 3-5) vs 40"
 
 
 def test_every_headline_is_a_known_metric() -> None:

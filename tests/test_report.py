@@ -46,7 +46,8 @@ def test_markdown_leads_with_counts_and_names_the_accelerator(tmp_path: Path):
     d = ab_dir(tmp_path)
     text = render_markdown(comparison(d))
     assert text.startswith(f"# kbulk compare: {BASE} -> {PATCHED}\n")
-    assert "Verdict: no regression found" in text
+    assert "Verdict: no regression beyond threshold; 0 intended change(s), as declared;" in text
+    assert "## Regressions beyond threshold\n\nnone" in text  # listed first, even when empty
     assert "- accelerator: x86_64: tcg (KVM probe boot failed; using TCG)" in text
     assert "TCG (emulation): times are not real-hardware figures" in text
     counts = text.index("### Host-independent counts")
@@ -61,7 +62,7 @@ def test_markdown_leads_with_counts_and_names_the_accelerator(tmp_path: Path):
     assert f"kbulk report {d}" in text  # this report's own command line
     assert "kbulk run --ab --reps 3" in text  # the runs' command line
     assert "x86_64 build: make O=/cache/work/" in text  # details.reproducer
-    assert "- lower is better: partial_rate, failed_rate" in text
+    assert "- lower is better: req_ns_per_page, partial_rate, failed_rate" in text
 
 
 def test_markdown_tables_are_aligned_for_mail(tmp_path: Path):
@@ -89,7 +90,10 @@ def test_kvm_slowdown_is_a_regression(tmp_path: Path):
     runs = [make_run(BASE, filled=900, p50=1000 + i, accel="kvm", rep=i) for i in range(3)]
     runs += [make_run(PATCHED, filled=900, p50=2000 + i, accel="kvm", rep=i) for i in range(3)]
     cmp = comparison(write_dir(tmp_path / "kvm", runs))
-    assert "x86_64: kbulk_stress.gfp_kernel_order0 p50_ns worse (+99.9%)" in cmp.regressions()
+    assert (
+        "x86_64: kbulk_stress.gfp_kernel_order0 p50_ns worse (+99.9%, threshold 2%)"
+        in cmp.regressions()
+    )
     assert cmp.exit_code == 1
 
 

@@ -10,7 +10,13 @@ comparison reports:
 * run and test status changes, new and vanished crashes;
 * every ``# kbulk-metric`` value with mean, sample stddev, %change and a
   significance verdict in the LKP style (sample ranges must not overlap) backed
-  by Welch's t-test when both sides have >= 3 samples;
+  by Welch's t-test when both sides have >= 3 samples; a 0..1 fraction whose
+  boots land both near 0 and near 1 (bimodal) is judged by the Mann-Whitney
+  rank test instead, and carries a bootstrap interval and its distribution;
+* a significant change inside the metric's practical-significance threshold
+  (:mod:`harness.report.metrics`) is "within threshold", never a regression;
+  a worsening the series declared as an intended trade-off
+  (:class:`harness.spec.Tradeoff`) is "intended", listed apart;
 * whether the runs differ in more than the kernel (accelerator, config, run
   definition, guest memory/CPUs, kernel command line): :class:`Refused` unless
   forced, in which case the mismatch travels with the result as a warning.
@@ -21,6 +27,7 @@ Pure functions on loaded results; the report is :mod:`harness.report.document`.
 from __future__ import annotations
 
 import enum
+import functools
 import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -38,9 +45,23 @@ from harness.report.metrics import (
     Direction,
     Kind,
     MetricSpec,
+    beyond_threshold,
     derived,
+    threshold_text,
 )
-from harness.report.stats import ALPHA, Stats, stats, welch_p
+from harness.report.stats import (
+    ALPHA,
+    Distribution,
+    Interval,
+    Stats,
+    bimodal,
+    bootstrap_diff,
+    distribution,
+    mann_whitney_p,
+    stats,
+    welch_p,
+)
+from harness.spec import Tradeoff
 
 __all__ = [
     "ALPHA",
@@ -94,6 +115,50 @@ class MetricDelta:
     b: Stats | None
     p_value: float | None = None
     overlap: bool | None = None  # sample ranges overlap (None: not decidable)
+    rank_p: float | None = None  # Mann-Whitney U (fractions only)
+    intended: Tradeoff | None = None  # the declared trade-off this change matches
+
+    @property
+    def path(self) -> str:
+        """``<module>.<case>.<key>``: what a trade-off's ``metric`` pattern matches."""
+        return f"{self.name}.{self.key}"
+
+    @property
+    def bimodal(self) -> bool:
+        """A 0..1 fraction with boots near 0 and near 1 on either side."""
+        if self.spec.unit != "fraction" or self.a is None or self.b is None:
+            return False
+        return bimodal(self.a.values) or bimodal(self.b.values)
+
+    def distributions(self) -> tuple[Distribution, Distribution] | None:
+        """Per-boot distributions of a fraction (baseline, patched)."""
+        if self.spec.unit != "fraction" or self.a is None or self.b is None:
+            return None
+        return distribution(self.a.values), distribution(self.b.values)
+
+    @functools.cached_property
+    def interval(self) -> Interval | None:
+        """95 % bootstrap interval of patched mean - baseline mean."""
+        if self.a is None or self.b is None:
+            return None
+        return bootstrap_diff(self.a.values, self.b.values)
+
+    @property
+    def beyond_threshold(self) -> bool:
+        """The change of the means exceeds the metric's practical-significance threshold."""
+        if self.a is None or self.b is None:
+            return False
+        return beyond_threshold(self.spec, self.a.mean, self.b.mean)
+
+    @property
+    def worse_direction(self) -> bool | None:
+        """True if the mean moved the bad way, None for neutral or unchanged metrics."""
+        if self.a is None or self.b is None or self.direction is Direction.NEUTRAL:
+            return None
+        if self.a.mean == self.b.mean:
+            return None
+        up = self.b.mean > self.a.mean
+        return up != (self.direction is Direction.HIGHER)
 
     @property
     def name(self) -> str:
@@ -125,8 +190,13 @@ class MetricDelta:
 
     @property
     def significant(self) -> bool:
-        """Ranges do not overlap (n >= 2) and, with n >= 3 a side, Welch p < ALPHA too."""
-        if self.single or self.overlap is not False:
+        """Ranges do not overlap (n >= 2) and, with n >= 3 a side, Welch p < ALPHA too;
+        for a bimodal fraction: Mann-Whitney p < ALPHA (n >= 3 a side)."""
+        if self.single:
+            return False
+        if self.bimodal:
+            return self.rank_p is not None and self.rank_p < ALPHA
+        if self.overlap is not False:
             return False
         return self.p_value is None or self.p_value < ALPHA
 
@@ -136,7 +206,9 @@ class MetricDelta:
 
     @property
     def verdict(self) -> str:
-        """ "better", "worse", "changed" (neutral metric), "~" (not significant), "n=1"."""
+        """ "better", "worse", "intended" (worse, as a declared trade-off), "within
+        threshold" (significant but too small to matter), "changed" (neutral metric),
+        "~" (not significant), "n=1"."""
         if self.a is None or self.b is None:
             return "only in baseline" if self.b is None else "only in patched"
         if not self.changed:
@@ -147,11 +219,15 @@ class MetricDelta:
             return "~"
         if self.direction is Direction.NEUTRAL:
             return "changed"
-        up = self.b.mean > self.a.mean
-        return "better" if up == (self.direction is Direction.HIGHER) else "worse"
+        if not self.beyond_threshold:
+            return "within threshold"
+        if self.worse_direction:
+            return "intended" if self.intended is not None else "worse"
+        return "better"
 
     @property
     def regression(self) -> bool:
+        """Significantly worse beyond the threshold and not a declared trade-off."""
         return self.verdict == "worse"
 
 
@@ -202,8 +278,25 @@ def compare_metrics(arch: str, runs_a: list[ArchRun], runs_b: list[ArchRun]) -> 
         if a is not None and b is not None and min(a.n, b.n) >= 2:
             delta.overlap = not (a.hi < b.lo or b.hi < a.lo)
             delta.p_value = welch_p(a, b)
+            if delta.spec.unit == "fraction":
+                delta.rank_p = mann_whitney_p(a, b)
         deltas.append(delta)
     return deltas
+
+
+def apply_tradeoffs(
+    arch: str, deltas: Sequence[MetricDelta], tradeoffs: Sequence[Tradeoff]
+) -> None:
+    """Mark the worsenings a declared trade-off covers (metric pattern, arch and the
+    declared direction all match the observed change)."""
+    for delta in deltas:
+        if delta.a is None or delta.b is None or delta.a.mean == delta.b.mean:
+            continue
+        up = delta.b.mean > delta.a.mean
+        for t in tradeoffs:
+            if t.matches(arch, delta.path) and t.up == up:
+                delta.intended = t
+                break
 
 
 # ----------------------------------------------------------- statuses, crashes
@@ -439,11 +532,22 @@ class ArchComparison:
         ]
         out += [f"{self.arch}: new {c.kind}: {c.title}" for c in self.new_crashes]
         out += [
-            f"{self.arch}: {m.name} {m.key} worse ({_pct(m.pct_change)})"
+            f"{self.arch}: {m.name} {m.key} worse ({_pct(m.pct_change)}, "
+            f"threshold {threshold_text(m.spec)})"
             for m in self.metrics
             if m.regression and not self.emulated_time(m)
         ]
         return out
+
+    def intended(self) -> list[MetricDelta]:
+        """Worsenings beyond threshold that a declared trade-off covers."""
+        return [m for m in self.metrics if m.verdict == "intended" and not self.emulated_time(m)]
+
+    def improvements(self) -> list[MetricDelta]:
+        return [m for m in self.metrics if m.verdict == "better" and not self.emulated_time(m)]
+
+    def within_threshold(self) -> list[MetricDelta]:
+        return [m for m in self.metrics if m.verdict == "within threshold"]
 
     def emulated_time(self, m: MetricDelta) -> bool:
         """A host-speed-dependent metric measured under TCG: shown, never a regression."""
@@ -471,6 +575,7 @@ class Comparison:
     only_patched: list[str] = field(default_factory=list)
     forced: bool = False
     command_line: list[str] = field(default_factory=list)
+    tradeoffs: list[Tradeoff] = field(default_factory=list)  # declared by the series
 
     @property
     def mismatches(self) -> list[Difference]:
@@ -486,15 +591,60 @@ class Comparison:
     def uncounted(self) -> list[str]:
         return [r for a in self.arches for r in a.uncounted()]
 
+    def intended(self) -> list[MetricDelta]:
+        return [m for a in self.arches for m in a.intended()]
+
+    def improvements(self) -> list[MetricDelta]:
+        return [m for a in self.arches for m in a.improvements()]
+
+    def within_threshold(self) -> list[MetricDelta]:
+        return [m for a in self.arches for m in a.within_threshold()]
+
+    def verdict(self) -> str:
+        """The one line: regressions beyond threshold, intended changes (declared
+        trade-offs), improvements and changes within threshold, counted apart."""
+        regressions = len(self.regressions())
+        head = (
+            f"REGRESSION: {regressions} regression(s) beyond threshold"
+            if regressions
+            else "no regression beyond threshold"
+        )
+        return (
+            f"{head}; {len(self.intended())} intended change(s), as declared; "
+            f"{len(self.improvements())} improvement(s); "
+            f"{len(self.within_threshold())} significant change(s) within threshold"
+        )
+
     @property
     def exit_code(self) -> int:
         return 1 if self.regressions() else 0
 
 
+def declared_tradeoffs(side: Side) -> list[Tradeoff]:
+    """The trade-offs an A/B run recorded in its meta (from the run definition and the
+    series' tradeoffs.yaml), each once."""
+    found: dict[tuple[str, str, str | None], Tradeoff] = {}
+    for loaded in side.runs:
+        for item in loaded.meta.get("tradeoffs") or []:
+            if isinstance(item, Mapping):
+                t = Tradeoff.from_json(item)
+                if t is not None:
+                    found.setdefault((t.metric, t.direction, t.arch), t)
+    return list(found.values())
+
+
 def compare(
-    baseline: Side, patched: Side, *, force: bool = False, command_line: Sequence[str] = ()
+    baseline: Side,
+    patched: Side,
+    *,
+    force: bool = False,
+    command_line: Sequence[str] = (),
+    tradeoffs: Sequence[Tradeoff] | None = None,
 ) -> Comparison:
-    """Compare per architecture; raise :class:`Refused` on a mismatch unless ``force``."""
+    """Compare per architecture; raise :class:`Refused` on a mismatch unless ``force``.
+
+    ``tradeoffs``: the series' intended trade-offs; None reads those the runs recorded.
+    """
     arches_a = list(dict.fromkeys(r.run.arch for r in baseline.runs))
     arches_b = list(dict.fromkeys(r.run.arch for r in patched.runs))
     result = Comparison(
@@ -505,6 +655,7 @@ def compare(
         only_patched=[a for a in arches_b if a not in arches_a],
         forced=force,
         command_line=list(command_line),
+        tradeoffs=list(declared_tradeoffs(patched) if tradeoffs is None else tradeoffs),
     )
     for arch in [a for a in arches_a if a in arches_b]:
         a, b = baseline.for_arch(arch), patched.for_arch(arch)
@@ -522,6 +673,7 @@ def compare(
                 check_comparable(arch, a, b),
             )
         )
+        apply_tradeoffs(arch, result.arches[-1].metrics, result.tradeoffs)
     if result.refused and not force:
         raise Refused(result.refused)
     if not result.arches and not force:  # nothing in common: not "no regression"
@@ -624,6 +776,26 @@ def describe(delta: MetricDelta) -> dict[str, Any]:
         "ratio": delta.ratio,
         "ranges_overlap": delta.overlap,
         "welch_p": delta.p_value,
+        "mann_whitney_p": delta.rank_p,
+        "bimodal": delta.bimodal,
+        "distribution": _distributions(delta),
+        "interval_95": _interval(delta.interval),
         "significant": delta.significant,
+        "beyond_threshold": delta.beyond_threshold,
+        "intended": delta.intended.to_json() if delta.intended else None,
         "verdict": delta.verdict,
+    }
+
+
+def _interval(i: Interval | None) -> dict[str, float] | None:
+    return None if i is None else {"estimate": i.estimate, "lo": i.lo, "hi": i.hi}
+
+
+def _distributions(delta: MetricDelta) -> dict[str, dict[str, int]] | None:
+    d = delta.distributions()
+    if d is None:
+        return None
+    return {
+        name: {"near_0": x.low, "between": x.middle, "near_1": x.high}
+        for name, x in zip(("baseline", "patched"), d, strict=True)
     }

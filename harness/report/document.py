@@ -22,8 +22,15 @@ from harness.report.compare import (
     StatusChange,
 )
 from harness.report.headlines import rows as headline_rows
-from harness.report.metrics import HEADLINE_TIME_KEYS, METRICS, Direction, Kind, format_value
-from harness.report.stats import ALPHA, Stats
+from harness.report.metrics import (
+    HEADLINE_TIME_KEYS,
+    METRICS,
+    Direction,
+    Kind,
+    format_value,
+    threshold_text,
+)
+from harness.report.stats import ALPHA, Stats, bimodal, distribution
 from harness.report.svg import svg_batch, svg_fill, svg_latency
 
 __all__ = [
@@ -51,10 +58,14 @@ ICOUNT_NOTE = (
 )
 SIGNIFICANCE_NOTE = (
     "A change is significant when the sample ranges do not overlap (n >= 2 a side) and, "
-    f"with n >= 3 a side, Welch's t-test also gives p < {ALPHA}."
+    f"with n >= 3 a side, Welch's t-test also gives p < {ALPHA}; a bimodal fraction "
+    f"(boots near 0 and near 100%) is significant when the Mann-Whitney rank test gives "
+    f"p < {ALPHA}. A significant change counts only beyond its metric's practical-"
+    "significance threshold (column 'threshold'; fractions in percentage points): "
+    "inside it, it is 'within threshold', never a regression."
 )
 METRIC_HEADERS = ("case", "metric", "baseline", "patched", "%change", "ratio", "direction",
-                  "verdict")  # fmt: skip
+                  "verdict", "threshold")  # fmt: skip
 MISMATCH_HEADERS = ("arch", "what", "baseline", "patched", "severity", "why")
 
 
@@ -128,6 +139,12 @@ class Document:
 def _cell(s: Stats | None, key: str) -> str:
     if s is None:
         return "-"
+    if METRICS.lookup(key).unit == "fraction" and bimodal(s.values):
+        # a mean +- stddev of boots near 0 and near 1 would span most of 0-100 %
+        d = distribution(s.values)
+        return (
+            f"{format_value(s.mean, key)} ({d.low} near 0%, {d.high} near 100%, {d.middle} between)"
+        )
     if s.n < 2 or s.pct_stddev is None:
         return format_value(s.mean, key)
     return f"{format_value(s.mean, key)} ±{s.pct_stddev:.0f}%"
@@ -143,9 +160,10 @@ def _ratio(value: float | None) -> str:
 
 def _verdict(m: MetricDelta) -> str:
     text = m.verdict.upper() if m.verdict == "worse" else m.verdict
-    if m.p_value is None or not m.significant:
+    p = m.rank_p if m.bimodal else m.p_value
+    if p is None or not m.significant:
         return text
-    return f"{text} p<0.001" if m.p_value < 0.001 else f"{text} p={m.p_value:.3f}"
+    return f"{text} p<0.001" if p < 0.001 else f"{text} p={p:.3f}"
 
 
 def _status(statuses: Sequence[str]) -> str:
@@ -183,11 +201,31 @@ def _uses_icount(cmp: Comparison) -> bool:
 
 def _metric_row(m: MetricDelta, as_ratio: bool) -> list[str]:
     change = _ratio(m.ratio) if as_ratio else _pct(m.pct_change)
-    return [m.name, m.key, _cell(m.a, m.key), _cell(m.b, m.key), change, _verdict(m)]
+    return [m.name, m.key, _cell(m.a, m.key), _cell(m.b, m.key), change, _verdict(m),
+            threshold_text(m.spec)]  # fmt: skip
 
 
 def _row_class(m: MetricDelta) -> str:
-    return m.verdict if m.verdict in ("better", "worse") else ""
+    return m.verdict if m.verdict in ("better", "worse", "intended") else ""
+
+
+def _figure(m: MetricDelta) -> str:
+    """baseline -> patched (change, 95 % interval of the difference), as the lists write it."""
+    if m.a is None or m.b is None:
+        return "-"
+    a, b = format_value(m.a.mean, m.key), format_value(m.b.mean, m.key)
+    fraction = m.spec.unit == "fraction"
+    if fraction:
+        change = f"{100 * (m.b.mean - m.a.mean):+.1f} pts"
+    else:
+        change = _ratio(m.ratio) if m.kind is Kind.TIME else _pct(m.pct_change)
+    interval = m.interval
+    ci = ""
+    if interval is not None and interval.width > 0:
+        lo, hi = (100 * interval.lo, 100 * interval.hi) if fraction else (interval.lo, interval.hi)
+        unit = " pts" if fraction else ""
+        ci = f", 95% CI of the difference {lo:+.3g}..{hi:+.3g}{unit}"
+    return f"{a} -> {b} ({change}{ci}; threshold {threshold_text(m.spec)})"
 
 
 # --------------------------------------------------------------------- sections
@@ -202,7 +240,7 @@ def _metric_section(
     section = Section(title, 3)
     if keep:
         headers = ["case", "metric", "baseline", "patched", "ratio" if as_ratio else "%change",
-                   "verdict"]  # fmt: skip
+                   "verdict", "threshold"]  # fmt: skip
         rows = [_metric_row(m, as_ratio) for m in keep]
         section.blocks.append(Table(headers, rows, (2, 3, 4), [_row_class(m) for m in keep]))
     if hidden := len(metrics) - len(keep):
@@ -220,7 +258,7 @@ def _full_tables(arch: ArchComparison) -> list[Section]:
             continue
         rows = [
             [m.name, m.key, _cell(m.a, m.key), _cell(m.b, m.key), _pct(m.pct_change),
-             _ratio(m.ratio), str(m.direction), _verdict(m)]
+             _ratio(m.ratio), str(m.direction), _verdict(m), threshold_text(m.spec)]
             for m in rows_m
         ]  # fmt: skip
         note = " (times: read the ratio)" if kind is Kind.TIME else ""
@@ -254,6 +292,7 @@ def _arch_sections(arch: ArchComparison, tcg: bool) -> list[Section]:
     plots = [p for p in (svg_fill(both), svg_latency(both), svg_batch(both)) if p]
     if plots:
         head.blocks += [Figure(p) for p in plots]
+    out += _bimodal_section(both)
     by_kind: dict[Kind, list[MetricDelta]] = {}
     for m in both:
         by_kind.setdefault(m.kind, []).append(m)
@@ -277,6 +316,68 @@ def _arch_sections(arch: ArchComparison, tcg: bool) -> list[Section]:
         as_ratio=True,
     )
     return out + _full_tables(arch)
+
+
+def _bimodal_section(metrics: list[MetricDelta]) -> list[Section]:
+    """Fractions whose boots land near 0 and near 100 %: their per-boot distribution,
+    the rank test and a bootstrap interval instead of a mean +- stddev."""
+    rows, classes = [], []
+    for m in metrics:
+        dists = m.distributions()
+        if not m.bimodal or dists is None:
+            continue
+        interval = m.interval
+        ci = "-"
+        if interval is not None:
+            lo, hi = 100 * interval.lo, 100 * interval.hi
+            ci = f"{100 * interval.estimate:+.1f} pts [{lo:+.1f}, {hi:+.1f}]"
+        p = "-" if m.rank_p is None else f"{m.rank_p:.3f}"
+        rows.append([m.name, m.key, dists[0].text(), dists[1].text(), ci, p, _verdict(m)])
+        classes.append(_row_class(m))
+    if not rows:
+        return []
+    headers = ["case", "metric", "baseline boots", "patched boots",
+               "patched - baseline, 95% bootstrap CI", "Mann-Whitney p", "verdict"]  # fmt: skip
+    return [Section("Bimodal fractions: per-boot distribution", 3, [
+        Para("The boots of these cases land near 0 and near 100%, so a mean ± stddev "
+             "spans most of the range; the rank test and the bootstrap interval judge them."),
+        Table(headers, rows, (), classes),
+    ])]  # fmt: skip
+
+
+def _intended_section(cmp: Comparison) -> list[Section]:
+    """Every declared trade-off, with the figures it covers (or that nothing matched)."""
+    if not cmp.tradeoffs:
+        return []
+    items = []
+    for t in cmp.tradeoffs:
+        where = f" ({t.arch})" if t.arch else ""
+        head = f"{t.metric}{where} {t.direction}: {t.reason} [declared at {t.source or '?'}]"
+        matched = [m for a in cmp.arches for m in a.metrics if m.intended is t]
+        if not matched:
+            items.append(f"{head} - no row moved that way")
+            continue
+        for m in matched:
+            items.append(f"{head} - {m.arch}: {m.name} {m.key} {_figure(m)}: {m.verdict}")
+    return [Section("Intended, as declared", 2, [
+        Para("Trade-offs the series declares (run definition or the series' tradeoffs.yaml); "
+             "a worsening listed here is not counted as a regression."),
+        Bullets(items),
+    ])]  # fmt: skip
+
+
+def _threshold_section() -> Section:
+    rows = [
+        [s.name, s.unit, str(s.better), str(s.kind), threshold_text(s)]
+        for s in METRICS.specs
+        if s.name != "*" and s.kind is not Kind.INFO
+    ]
+    return Section("Practical-significance thresholds", 2, [
+        Para("A significant change smaller than its metric's threshold is 'within threshold'. "
+             "Fractions (fill/partial/failed rates) use percentage points; others relative "
+             "change. First matching pattern wins."),
+        Table(["metric pattern", "unit", "direction", "kind", "threshold"], rows),
+    ])  # fmt: skip
 
 
 def _headline_section(cmp: Comparison) -> list[Section]:
@@ -335,6 +436,19 @@ def _images(cmp: Comparison) -> list[list[str]]:
     return [list(r) for r in rows]
 
 
+def _reps_lines(cmp: Comparison) -> list[str]:
+    """What `kbulk ab --reps auto` decided, per architecture (from the runs' meta)."""
+    lines: dict[str, None] = {}
+    for loaded in cmp.baseline.runs + cmp.patched.runs:
+        auto = loaded.meta.get("reps_auto")
+        if not isinstance(auto, dict):
+            continue
+        for arch, entry in auto.items():
+            if isinstance(entry, dict) and isinstance(entry.get("text"), str):
+                lines[f"repetitions: --reps auto, {arch}: {entry['text']}"] = None
+    return list(lines)
+
+
 def _direction_lines() -> list[str]:
     """LKP-style "which way is better", one line per direction (first match wins)."""
     lines = [f"{d}: {', '.join(METRICS.named(d))}" for d in Direction]
@@ -344,7 +458,7 @@ def _direction_lines() -> list[str]:
 def build_document(cmp: Comparison) -> Document:
     """The report's content, in the one order both renderers follow."""
     regressions = cmp.regressions()
-    verdict = f"REGRESSION: {len(regressions)} finding(s)" if regressions else "no regression found"
+    verdict = cmp.verdict()
     intro: list[Block] = []
     if cmp.forced and cmp.refused:
         intro.append(Warning(
@@ -362,14 +476,25 @@ def build_document(cmp: Comparison) -> Document:
         facts.append(TCG_NOTE)
     if _uses_icount(cmp):
         facts.append(ICOUNT_NOTE)
+    facts += _reps_lines(cmp)
     facts.append(SIGNIFICANCE_NOTE)
     for name in cmp.only_baseline + cmp.only_patched:
         side_name = "baseline" if name in cmp.only_baseline else "patched"
         facts.append(f"{name}: only the {side_name} side has runs; not compared")
     intro.append(Bullets(facts))
     sections: list[Section] = []
-    if regressions:
-        sections.append(Section("Regressions", 2, [Bullets(regressions)]))
+    # Regressions first, every time (an empty list says so).
+    sections.append(Section("Regressions beyond threshold", 2,
+                            [Bullets(regressions) if regressions else Para("none")]))  # fmt: skip
+    sections += _intended_section(cmp)
+    if improvements := cmp.improvements():
+        sections.append(Section("Improvements beyond threshold", 2, [Bullets(
+            [f"{m.arch}: {m.name} {m.key} {_figure(m)}" for m in improvements]
+        )]))  # fmt: skip
+    if within := cmp.within_threshold():
+        sections.append(Section("Significant but within threshold (not counted)", 2, [Bullets(
+            [f"{m.arch}: {m.name} {m.key} {_figure(m)}" for m in within]
+        )]))  # fmt: skip
     if uncounted := cmp.uncounted():
         sections.append(Section("Slower under TCG (not counted as regressions)", 2,
                                 [Bullets(uncounted)]))  # fmt: skip
@@ -382,4 +507,5 @@ def build_document(cmp: Comparison) -> Document:
     sections.append(Section("Kernel images", 2, [images]))
     sections.append(Section("Reproduce", 2, [Code(_reproduce_lines(cmp))]))
     sections.append(Section("Metric directions", 2, [Bullets(_direction_lines())]))
+    sections.append(_threshold_section())
     return Document(_title(cmp), intro, sections)

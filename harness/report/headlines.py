@@ -7,6 +7,11 @@ than a loop without a worse tail, compaction stalls per order-9 request
 bounded by the sticky downgrade). Each headline
 names the module case and metric that answers one of them, as data; a case
 the run did not have shows as "n/a", never as a made-up value.
+
+Every cell carries its 95 % percentile-bootstrap interval over the boots
+("mean (95% CI lo-hi)"; a ratio's interval resamples both sides), and
+:func:`widths` says how wide each headline's widest interval is against its
+target (30 percentage points for fractions), for `kbulk ab --reps auto`.
 """
 
 from __future__ import annotations
@@ -17,7 +22,15 @@ from dataclasses import dataclass
 
 from harness.report.compare import MetricDelta
 from harness.report.metrics import METRICS
-from harness.report.stats import Stats
+from harness.report.stats import Interval, Stats, bootstrap_mean, bootstrap_ratio
+from harness.report.stopping import FigureWidth
+
+# How narrow a headline's interval must be (`kbulk ab --reps auto`): fractions in
+# absolute terms (0.30 = 30 percentage points), ratios in absolute ratio units,
+# other numbers relative to the estimate.
+TARGET_PCT_POINTS = 0.30
+TARGET_RATIO = 0.10
+TARGET_RELATIVE = 0.50
 
 
 class Show(enum.StrEnum):
@@ -159,12 +172,22 @@ def _fmt(value: float, fmt: Fmt) -> str:
             return f"{value:.3g}"
 
 
+def _ci(i: Interval | None, fmt: Fmt, n: int) -> str:
+    if i is None or n < 2 or i.width == 0:
+        return _fmt(i.estimate, fmt) if i is not None else "n/a"
+    return f"{_fmt(i.estimate, fmt)} (95% CI {_fmt(i.lo, fmt)}-{_fmt(i.hi, fmt)})"
+
+
 def _stats(s: Stats | None, fmt: Fmt) -> str:
     if s is None or s.n == 0:
         return "n/a"
-    if s.n == 1 or s.lo == s.hi:
-        return _fmt(s.mean, fmt)
-    return f"{_fmt(s.mean, fmt)} ({_fmt(s.lo, fmt)}-{_fmt(s.hi, fmt)})"
+    return _ci(bootstrap_mean(s.values), fmt, s.n)
+
+
+def _ratio_interval(m: MetricDelta | None) -> Interval | None:
+    if m is None or m.a is None or m.b is None:
+        return None
+    return bootstrap_ratio(m.a.values, m.b.values)
 
 
 def value(headline: Headline, metrics: Sequence[MetricDelta]) -> str:
@@ -181,7 +204,12 @@ def value(headline: Headline, metrics: Sequence[MetricDelta]) -> str:
             return f"{_stats(m.a, headline.format)} -> {_stats(m.b, headline.format)}"
         case Show.RATIO:
             ratio = m.ratio if m else None
-            return "n/a" if ratio is None else _fmt(ratio, Fmt.RATIO)
+            if ratio is None or m is None or m.a is None or m.b is None:
+                return "n/a"
+            interval = _ratio_interval(m)
+            if interval is None:
+                return _fmt(ratio, Fmt.RATIO)
+            return _ci(interval, Fmt.RATIO, min(m.a.n, m.b.n))
         case Show.VERSUS:
             other = _find(metrics, headline.other_case or "", headline.key)
             if m is None and other is None:
@@ -194,3 +222,53 @@ def value(headline: Headline, metrics: Sequence[MetricDelta]) -> str:
 def rows(arches: Sequence[tuple[str, Sequence[MetricDelta]]]) -> list[list[str]]:
     """One row per headline, one column per architecture."""
     return [[h.label, *(value(h, metrics) for _, metrics in arches)] for h in HEADLINES]
+
+
+def intervals(headline: Headline, metrics: Sequence[MetricDelta]) -> list[Interval]:
+    """The intervals a headline's cell shows (none for a case the run did not have)."""
+    m = _find(metrics, headline.case, headline.key)
+    sides: list[Stats | None]
+    match headline.show:
+        case Show.PATCHED:
+            sides = [m.b if m else None]
+        case Show.BASELINE:
+            sides = [m.a if m else None]
+        case Show.BOTH:
+            sides = [m.a, m.b] if m else []
+        case Show.RATIO:
+            ratio = _ratio_interval(m)
+            return [ratio] if ratio is not None else []
+        case Show.VERSUS:
+            other = _find(metrics, headline.other_case or "", headline.key)
+            sides = [m.b if m else None, other.b if other else None]
+    out = []
+    for s in sides:
+        if s is not None and s.n > 0:
+            i = bootstrap_mean(s.values)
+            if i is not None:
+                out.append(i)
+    return out
+
+
+def target(headline: Headline, estimate: float) -> float:
+    """The widest acceptable interval for this headline (see TARGET_*)."""
+    match headline.format:
+        case Fmt.PCT:
+            return TARGET_PCT_POINTS
+        case Fmt.RATIO:
+            return TARGET_RATIO
+        case _:
+            return TARGET_RELATIVE * abs(estimate)
+
+
+def widths(metrics: Sequence[MetricDelta]) -> list[FigureWidth]:
+    """Each headline's widest interval against its target; a headline whose cases the
+    run did not have is left out (nothing to narrow)."""
+    out = []
+    for h in HEADLINES:
+        found = intervals(h, metrics)
+        if not found:
+            continue
+        worst = max(found, key=lambda i: i.width - target(h, i.estimate))
+        out.append(FigureWidth(h.label, worst.width, target(h, worst.estimate)))
+    return out

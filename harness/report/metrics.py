@@ -5,7 +5,20 @@ significance threshold), read by compare, the reports, the run summary and headl
 A key takes the first row whose pattern matches (fnmatch). Thresholds are relative
 changes (0.02 = 2 %) below which a statistically significant change is too small
 to matter: about 1-2 % for instruction counts and times, more for counts taken under
-memory pressure, which vary from boot to boot.
+memory pressure, which vary from boot to boot. For 0..1 fractions (unit "fraction":
+fill, partial and failed rates) the threshold is absolute, in fractions (0.05 = 5
+percentage points): a relative change of a rate near 0 (0.001 -> 0.002 = +100 %)
+means nothing. A change inside its threshold is "within threshold", never a
+regression, however small its p-value (see :func:`beyond_threshold`).
+
+Like with like: one patched bulk request may deliver many more pages than a
+baseline one, so requests completed and request latency do not compare the two
+kernels' work. :func:`derived` adds per-page forms from the stress lines:
+``pages_per_req`` (pages per request), ``req_ns_per_page`` (time spent in
+requests per page delivered: mean_ns x requests / pages) and ``pages_per_ms``
+(pages per millisecond of guest time spent in requests, over all threads). The
+raw ``pages`` of a stress case is itself pages per unit of guest time, since every
+case runs for the same duration_ms.
 """
 
 from __future__ import annotations
@@ -28,8 +41,10 @@ __all__ = [
     "Kind",
     "MetricSpec",
     "Vocabulary",
+    "beyond_threshold",
     "derived",
     "format_value",
+    "threshold_text",
 ]
 
 
@@ -64,6 +79,13 @@ class MetricSpec:
 # forms (see derived()) carry the direction.
 _H, _L, _N = Direction.HIGHER, Direction.LOWER, Direction.NEUTRAL
 _TABLE: tuple[MetricSpec, ...] = (
+    # Per-page forms of the stress cases (derived): the work each kernel did.
+    MetricSpec("pages_per_req", "pages", _N, Kind.COUNT, 0.05,
+               "pages per request (the request size the kernel delivered)"),
+    MetricSpec("req_ns_per_page", "ns", _L, Kind.TIME, 0.05,
+               "time in requests per page delivered: mean_ns x requests / pages"),
+    MetricSpec("pages_per_ms", "pages/ms", _H, Kind.TIME, 0.05,
+               "pages per ms of guest time spent in requests (all threads)"),
     MetricSpec("fill_rate", "fraction", _H, Kind.COUNT, 0.01, "filled / requests"),
     MetricSpec("partial_rate", "fraction", _L, Kind.COUNT, 0.05, "partial / requests"),
     MetricSpec("failed_rate", "fraction", _L, Kind.COUNT, 0.05, "failed / requests"),
@@ -78,10 +100,14 @@ _TABLE: tuple[MetricSpec, ...] = (
     MetricSpec("*speedup_vs_loop", "x", _H, Kind.TIME, 0.02),
     MetricSpec("*_ns", "ns", _L, Kind.TIME, 0.02, "p50_ns p99_ns max_ns mean_ns"),
     MetricSpec("*ns_per_*", "ns", _L, Kind.TIME, 0.01, "ns_per_page, free_ns_per_folio_min"),
-    MetricSpec("requests", "requests", _H, Kind.THROUGHPUT, 0.02),
-    MetricSpec("filled", "requests", _H, Kind.THROUGHPUT, 0.02),
-    MetricSpec("pages", "pages", _H, Kind.THROUGHPUT, 0.02),
-    MetricSpec("folios", "folios", _H, Kind.THROUGHPUT, 0.02),
+    # Requests completed depend on how many pages each request asks for and gets:
+    # neutral; pages delivered in the case's fixed duration carry the direction.
+    MetricSpec("requests", "requests", _N, Kind.THROUGHPUT, 0.05,
+               "requests completed in duration_ms; compare pages"),
+    MetricSpec("filled", "requests", _N, Kind.THROUGHPUT, 0.05, "see fill_rate"),
+    MetricSpec("pages", "pages", _H, Kind.THROUGHPUT, 0.05,
+               "pages delivered in duration_ms (per unit of guest time)"),
+    MetricSpec("folios", "folios", _H, Kind.THROUGHPUT, 0.05),
     MetricSpec("partial", "requests", _N, Kind.RAW, 0.10),
     MetricSpec("failed", "requests", _N, Kind.RAW, 0.10),
     MetricSpec("compact_*", "events", _N, Kind.RAW, 0.10),
@@ -132,12 +158,43 @@ class Vocabulary:
 METRICS = Vocabulary(_TABLE)
 
 
+def beyond_threshold(spec: MetricSpec, a: float, b: float) -> bool:
+    """Whether a change of the mean from ``a`` to ``b`` exceeds the metric's practical-
+    significance threshold (absolute for fractions, relative otherwise)."""
+    if a == b:
+        return False
+    if spec.unit == "fraction":
+        return abs(b - a) > spec.threshold
+    if a == 0:
+        return True
+    return abs(b - a) / abs(a) > spec.threshold
+
+
+def threshold_text(spec: MetricSpec) -> str:
+    """The threshold as the reports write it: "5 pts" for fractions, "2%" otherwise."""
+    if spec.unit == "fraction":
+        return f"{100 * spec.threshold:g} pts"
+    return f"{100 * spec.threshold:g}%" if spec.threshold else "any change"
+
+
 def derived(values: Mapping[str, float]) -> dict[str, float]:
-    """Per-request forms of one metric line's counts (host-speed independent)."""
+    """Per-request and per-page forms of one metric line's counts (host-speed
+    independent). Per page needs ``pages``, and the time forms ``mean_ns``: the
+    stress cases print both; nothing here needs the case's elapsed guest time,
+    which the modules do not print."""
     requests = values.get("requests")
     if not requests or requests <= 0:
         return {}
     out: dict[str, float] = {}
+    pages = values.get("pages")
+    if pages is not None and pages >= 0:
+        out["pages_per_req"] = pages / requests
+        mean_ns = values.get("mean_ns")
+        if mean_ns is not None and mean_ns > 0:
+            busy_ns = mean_ns * requests
+            if pages > 0:
+                out["req_ns_per_page"] = busy_ns / pages
+            out["pages_per_ms"] = pages * 1e6 / busy_ns
     for key in ("filled", "partial", "failed", "short_alloc_ok"):
         if key in values:
             name = "fill_rate" if key == "filled" else f"{key}_rate"
