@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from harness.kernel.patches import PatchedTree, apply_series
 from harness.pipeline import Pipeline, kernel_label, obtain_source, patched_tree, series_meta
+from harness.record.meta import RepsAutoMeta
 from harness.record.run import AbSlot, ArchRun
 from harness.record.status import RunStatus, Variant
 from harness.record.store import ResultDir, default_meta
@@ -45,12 +46,12 @@ def run_ab(
     """``repetitions`` pairs per architecture; None: auto, up to ``max_reps``."""
     opts, reporter = pipeline.opts, pipeline.reporter
     arches = pipeline.arches()
-    meta = default_meta(
-        opts.argv, mode="ab", repetitions=repetitions if repetitions is not None else "auto",
-        spec=str(opts.spec.path), spec_name=opts.spec.name, arches=[a.name for a in arches],
-    )  # fmt: skip
+    meta = default_meta(opts.argv)
+    meta.mode, meta.repetitions = "ab", repetitions if repetitions is not None else "auto"
+    meta.spec, meta.spec_name = str(opts.spec.path), opts.spec.name
+    meta.arches = [a.name for a in arches]
     if repetitions is None:
-        meta["max_reps"] = max_reps
+        meta.max_reps = max_reps
     results = pipeline.start(meta)
     arches = pipeline.preflight(results, arches)
     if not arches:
@@ -65,8 +66,8 @@ def run_ab(
         return results, pipeline.record_failure(results, arches, e)
     if trees[Variant.PATCHED].series is None:
         reporter.warn("no series: both sides of the A/B run are the same kernel")
-    results.meta["kernels"] = {str(v): kernel_label(t) for v, t in trees.items()}
-    results.meta["series"] = series_meta(trees[Variant.PATCHED])  # the patched side's
+    results.meta.kernels = {str(v): kernel_label(t) for v, t in trees.items()}
+    results.meta.series = series_meta(trees[Variant.PATCHED])  # the patched side's
     try:
         series_dir = trees[Variant.PATCHED].series
         declared = [
@@ -75,7 +76,7 @@ def run_ab(
         ]
     except SpecError as e:
         return results, pipeline.record_failure(results, arches, e)
-    results.meta["tradeoffs"] = [t.to_json() for t in declared]
+    results.meta.tradeoffs = declared
     results.save()
     for arch in arches:
         prepared = {v: pipeline.prepare(arch, trees[v], results, AbSlot(v, 0)) for v in Variant}
@@ -103,12 +104,13 @@ def run_ab(
                     decision = decide([], rep, max_reps=rep)  # no boots: nothing to narrow
                 reporter.info(f"{arch.name} --reps auto: {decision.text()}")
                 if decision.done:
-                    auto = results.meta.setdefault("reps_auto", {})
-                    auto[arch.name] = {
-                        "reps": rep, "max_reps": max_reps, "stop": str(decision.stop),
-                        "text": decision.text(),
-                        "wide": [[w.label, w.width, w.target] for w in decision.wide],
-                    }  # fmt: skip
+                    if results.meta.reps_auto is None:
+                        results.meta.reps_auto = {}
+                    results.meta.reps_auto[arch.name] = RepsAutoMeta(
+                        reps=rep, max_reps=max_reps, stop=str(decision.stop),
+                        text=decision.text(),
+                        wide=[(w.label, w.width, w.target) for w in decision.wide],
+                    )  # fmt: skip
                     results.save()
                     break
     status = results.finish()

@@ -26,6 +26,7 @@ from harness.paths import REPO_ROOT, cache_root
 from harness.pipeline import Pipeline, RunOptions, run_from_console, validate_suites
 from harness.progress import Reporter
 from harness.record.junit import write_junit
+from harness.record.meta import RunMeta
 from harness.record.run import ArchRun
 from harness.record.status import EXIT_CODES, EXIT_USAGE, RunStatus
 from harness.record.store import write_json
@@ -420,7 +421,7 @@ def _parse(args: argparse.Namespace, reporter: Reporter, read: ConsoleFile) -> i
                 f"console log cut at {read.cut_at} bytes (--max-bytes): the results cover "
                 f"only its start; {run.message}"
             )
-        meta = {"command_line": sys.argv, "parsed_log": str(args.log)}
+        meta = RunMeta(command_line=list(sys.argv), parsed_log=str(args.log))
         if args.json:
             write_json(args.json, [run], meta)
         if args.junit:

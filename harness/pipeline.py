@@ -17,7 +17,6 @@ import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from harness.analysis.analyze import analyze, decode_crashes
 from harness.boot.guest.initramfs import ModuleStep
@@ -38,6 +37,7 @@ from harness.kernel.source import (
 from harness.machine.booter import MachineBooter
 from harness.machine.inventory import Machine
 from harness.progress import Reporter
+from harness.record.meta import RunMeta, SeriesMeta, SourceMeta
 from harness.record.run import AbSlot, ArchRun, BootInfo, BuildInfo
 from harness.record.status import CrashKind, RunStatus
 from harness.record.store import ResultDir, default_meta
@@ -108,16 +108,16 @@ def config_request(spec: RunSpec, arch: Arch, tree: PatchedTree) -> ConfigReques
     return request
 
 
-def series_meta(tree: PatchedTree) -> dict[str, Any]:
+def series_meta(tree: PatchedTree) -> SeriesMeta:
     """results.json meta.series: the patches in order, each with its sha256 (KCIDB's
     patchset_hash is computed from those, so an export needs no access to the files)."""
     patches = tree.series.patches if tree.series else []
-    return {
-        "dir": str(tree.series.directory) if tree.series else None,
-        "sha256": tree.series_digest,
-        "patches": [p.name for p in patches],
-        "patch_sha256": [hashlib.sha256(p.read_bytes()).hexdigest() for p in patches],
-    }
+    return SeriesMeta(
+        dir=str(tree.series.directory) if tree.series else None,
+        sha256=tree.series_digest,
+        patches=[p.name for p in patches],
+        patch_sha256=[hashlib.sha256(p.read_bytes()).hexdigest() for p in patches],
+    )
 
 
 def kernel_label(tree: PatchedTree) -> str:
@@ -161,7 +161,7 @@ class Pipeline:
         self.reporter = reporter
         self.booter = booter if booter is not None else choose_booter(opts)
 
-    def start(self, meta: dict[str, Any]) -> ResultDir:
+    def start(self, meta: RunMeta) -> ResultDir:
         results = ResultDir.create(self.opts.results_root, meta=meta)
         self.reporter.info(f"results: {results.path}")
         return results
@@ -199,12 +199,9 @@ class Pipeline:
     def run(self) -> tuple[ResultDir, RunStatus]:
         opts = self.opts
         arches = self.arches()
-        meta = default_meta(
-            opts.argv,
-            spec=str(opts.spec.path),
-            spec_name=opts.spec.name,
-            arches=[a.name for a in arches],
-        )
+        meta = default_meta(opts.argv)
+        meta.spec, meta.spec_name = str(opts.spec.path), opts.spec.name
+        meta.arches = [a.name for a in arches]
         results = self.start(meta)
         arches = self.preflight(results, arches)
         if not arches:
@@ -214,15 +211,9 @@ class Pipeline:
             tree = patched_tree(opts, source, self.reporter)
         except Exception as e:
             return results, self.record_failure(results, arches, e)
-        results.meta.update(
-            source={
-                "origin": source.origin,
-                "version": source.kernel_version,
-                "sha256": source.checksum,
-            },
-            series=series_meta(tree),
-            kernel=kernel_label(tree),
-        )
+        results.meta.source = SourceMeta(source.origin, source.kernel_version, source.checksum)
+        results.meta.series = series_meta(tree)
+        results.meta.kernel = kernel_label(tree)
         results.save()
         for arch in arches:
             run = self.run_arch(arch, tree, results)

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.analysis.ktap import metrics_from, parse_ktap
+from harness.record.meta import RunMeta
 from harness.record.run import AbSlot, ArchRun, BootInfo, BuildInfo, CrashReport
 from harness.record.status import Accel, RunStatus, Variant
 from harness.record.store import write_json
@@ -97,7 +98,7 @@ def write_dir(path: Path, runs: list[ArchRun], **meta: Any) -> Path:
         "host": {"hostname": "vm", "cpus": 2},
         **meta,
     }
-    write_json(path / "results.json", runs, info)
+    write_json(path / "results.json", runs, RunMeta.from_json(info))
     return path
 
 

@@ -76,7 +76,7 @@ def result_dir(tmp_path: Path, *, nowait_ok: bool = True) -> tuple[Path, Path]:
         "run_id": "20261129T094308Z-074998",
         "started": "2026-11-29T09:43:08+00:00",
         "source": {"origin": source.origin, "version": "7.2.13", "sha256": source.checksum},
-        "series": series_meta(tree),
+        "series": series_meta(tree).to_json(),
         "kernel": kernel,
     }
     return write_dir(tmp_path / "results", runs, **meta), patches

@@ -20,6 +20,7 @@ from harness.machine.remote import MachineError
 from harness.paths import REPO_ROOT
 from harness.pipeline import RunOptions, choose_booter
 from harness.progress import Reporter
+from harness.record.meta import RunMeta
 from harness.record.run import ArchRun, BootInfo, MachineInfo
 from harness.record.status import Accel, ExitReason, RunStatus
 from harness.record.store import load_json, write_json
@@ -74,7 +75,7 @@ def test_machine_record_round_trips_through_results_json(tmp_path: Path) -> None
     boot.exit_reason = ExitReason.INACTIVITY
     run = ArchRun("x86_64", "v7.2.13", RunStatus.TIMEOUT, boot=boot)
     path = tmp_path / "results.json"
-    write_json(path, [run], {})
+    write_json(path, [run], RunMeta())
     data = json.loads(path.read_text())["runs"][0]
     assert data["accelerator"] == "machine"
     assert data["boot"]["machine"]["power_cycles"] == 1

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from harness import cli
+from harness.record.meta import RunMeta
 from harness.record.run import ArchRun
 from harness.record.status import RunStatus
 from harness.report.summary import render_summary
@@ -176,7 +177,7 @@ def test_cli_timeout_overrides_the_spec() -> None:
 def test_summary_shows_a_command_line_a_shell_can_run() -> None:
     argv = ["kbulk", "run", "--suites", "page_alloc_bulk*", "--cmdline", "dyndbg=file x.c +p"]
     run = ArchRun("x86_64", "k", RunStatus.PASS, message="ok")
-    text = render_summary([run], {"command_line": argv})
+    text = render_summary([run], RunMeta(command_line=argv))
     line = next(t for t in text.splitlines() if t.startswith("- command: "))
     shown = line.removeprefix("- command: ").strip("`")
     assert shlex.split(shown) == argv
@@ -187,6 +188,6 @@ def test_summary_command_with_backticks_stays_one_code_span() -> None:
     argv = ["kbulk", "run", "--cmdline", "a`b"]
     run = ArchRun("x86_64", "k", RunStatus.PASS, message="ok")
     line = next(
-        t for t in render_summary([run], {"command_line": argv}).splitlines() if "command" in t
+        t for t in render_summary([run], RunMeta(command_line=argv)).splitlines() if "command" in t
     )
     assert line == "- command: ``kbulk run --cmdline 'a`b'``"

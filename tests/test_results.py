@@ -16,6 +16,7 @@ from harness import fsutil
 from harness.analysis.ktap import Counts, metrics_from, parse_console
 from harness.record import store as results
 from harness.record.junit import build_junit, write_junit
+from harness.record.meta import RunMeta
 from harness.record.run import AbSlot, ArchRun, BootInfo, BuildInfo, CrashReport, status_from_tests
 from harness.record.status import (
     EXIT_CODES,
@@ -199,7 +200,8 @@ def test_status_from_tests() -> None:
 
 def test_json_round_trip(tmp_path: Path) -> None:
     runs = all_runs(tmp_path)
-    meta = results.default_meta(["kbulk", "run", "--arch", "all"], series="abc123", source="7.2.13")
+    meta = results.default_meta(["kbulk", "run", "--arch", "all"])
+    meta.kernel = "v7.2.13+series-abc123"
     path = tmp_path / "results.json"
     write_json(path, runs, meta)
     loaded_meta, loaded_runs = load_json(path)
@@ -211,7 +213,7 @@ def test_json_round_trip(tmp_path: Path) -> None:
 
 def test_json_layout(tmp_path: Path) -> None:
     path = tmp_path / "results.json"
-    write_json(path, all_runs(tmp_path), {"command_line": ["kbulk"]})
+    write_json(path, all_runs(tmp_path), RunMeta(command_line=["kbulk"]))
     data = json.loads(path.read_text())
     assert data["schema_version"] == SCHEMA_VERSION
     assert data["summary"]["status"] == "build_failure" and data["summary"]["exit_code"] == 5
@@ -236,7 +238,7 @@ def test_json_layout(tmp_path: Path) -> None:
 def test_json_round_trip_of_an_ab_slot(tmp_path: Path) -> None:
     run = x86_run()
     run.ab = AbSlot(Variant.PATCHED, 1)
-    write_json(tmp_path / "results.json", [run], {})
+    write_json(tmp_path / "results.json", [run], RunMeta())
     (loaded,) = load_json(tmp_path / "results.json")[1]
     assert loaded.ab == AbSlot(Variant.PATCHED, 1) and loaded.patched and loaded.repetition == 1
     assert loaded == run
@@ -244,7 +246,7 @@ def test_json_round_trip_of_an_ab_slot(tmp_path: Path) -> None:
 
 def test_json_v2_fields(tmp_path: Path) -> None:
     path = tmp_path / "results.json"
-    write_json(path, [x86_run()], {})
+    write_json(path, [x86_run()], RunMeta())
     run = json.loads(path.read_text())["runs"][0]
     assert "details" not in run
     assert run["boot"]["qemu_argv"][-1] == "console=ttyS0 a='b c'"  # a list, not a string
@@ -385,9 +387,11 @@ def test_junit_survives_hostile_text(tmp_path: Path) -> None:
 
 def test_writes_leave_no_temp_files(tmp_path: Path) -> None:
     runs = all_runs(tmp_path)
-    write_json(tmp_path / "results.json", runs, {})
+    write_json(tmp_path / "results.json", runs, RunMeta())
     write_junit(tmp_path / "junit.xml", runs)
-    write_json(tmp_path / "results.json", runs, {"again": True})  # overwrite in place
+    write_json(
+        tmp_path / "results.json", runs, RunMeta(extra={"again": True})
+    )  # overwrite in place
     assert temp_files(tmp_path) == []
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "junit.xml",
@@ -402,7 +406,7 @@ def test_failed_write_keeps_old_file_and_no_temp(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "results.json"
-    write_json(path, [arm64_build_failure()], {"version": 1})
+    write_json(path, [arm64_build_failure()], RunMeta(extra={"version": 1}))
     before = path.read_bytes()
 
     def broken_replace(src: str, dst: str) -> None:
@@ -410,7 +414,7 @@ def test_failed_write_keeps_old_file_and_no_temp(
 
     monkeypatch.setattr(os, "replace", broken_replace)
     with pytest.raises(OSError, match="disk full"):
-        write_json(path, [x86_run()], {"version": 2})
+        write_json(path, [x86_run()], RunMeta(extra={"version": 2}))
     monkeypatch.undo()
     assert path.read_bytes() == before and temp_files(tmp_path) == []
 
@@ -418,7 +422,7 @@ def test_failed_write_keeps_old_file_and_no_temp(
     bad = arm64_build_failure()
     bad.durations["build"] = float("nan")
     with pytest.raises(ValueError):
-        write_json(path, [bad], {})
+        write_json(path, [bad], RunMeta())
     assert path.read_bytes() == before and temp_files(tmp_path) == []
 
 
@@ -436,7 +440,7 @@ def test_result_dir_is_never_overwritten(tmp_path: Path) -> None:
         ResultDir.create(tmp_path / "results", run_id="abc123", now=NOW)
     assert marker.read_text() == "precious"
     meta, runs = load_json(first.results_json)
-    assert runs == [] and meta["run_id"] == first.path.name and meta["complete"] is False
+    assert runs == [] and meta.run_id == first.path.name and meta.complete is False
 
 
 def test_result_dir_random_ids_and_collision_retry(
@@ -453,7 +457,7 @@ def test_result_dir_random_ids_and_collision_retry(
 
 
 def test_result_dir_incremental_updates(tmp_path: Path) -> None:
-    rd = ResultDir.create(tmp_path, meta={"series": "s1"}, run_id="r1", now=NOW)
+    rd = ResultDir.create(tmp_path, meta=RunMeta(kernel="k1"), run_id="r1", now=NOW)
     console = rd.console_path("x86_64")
     assert console == rd.path / "x86_64" / "console.log" and console.parent.is_dir()
     assert rd.relative(console) == "x86_64/console.log"
@@ -470,11 +474,11 @@ def test_result_dir_incremental_updates(tmp_path: Path) -> None:
         ("x86_64", RunStatus.CRASH),
         ("arm64", RunStatus.PASS),
     ]
-    assert meta["series"] == "s1" and meta["complete"] is False
+    assert meta.kernel == "k1" and meta.complete is False
 
     assert rd.finish() is RunStatus.CRASH
     meta, _ = load_json(rd.results_json)
-    assert meta["complete"] is True and "finished" in meta
+    assert meta.complete is True and meta.finished is not None
     assert JUnitXml.fromfile(str(rd.junit_xml)).errors >= 1
     assert ResultDir.open(rd.path).runs == rd.runs
     assert temp_files(rd.path) == []

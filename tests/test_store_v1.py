@@ -16,7 +16,7 @@ def test_v1_runs_become_typed_records(v1_ab_dir: Path) -> None:
     raw = json.loads((v1_ab_dir / "results.json").read_text())
     assert raw["schema_version"] == 1 and "details" in raw["runs"][0]
     meta, runs = load_json(v1_ab_dir / "results.json")
-    assert meta["mode"] == "ab" and len(runs) == 4
+    assert meta.mode == "ab" and len(runs) == 4
     base, patched = runs[0], runs[1]
     assert base.ab == AbSlot(Variant.BASELINE, 0) and patched.ab == AbSlot(Variant.PATCHED, 0)
     assert (base.patched, patched.patched) == (False, True)

@@ -1,4 +1,5 @@
 from harness.analysis.ktap import Metric, parse_ktap
+from harness.record.meta import RunMeta, SeriesMeta
 from harness.record.run import ArchRun, BootInfo, BuildInfo, CrashReport
 from harness.record.status import Accel, CrashKind, RunStatus
 from harness.report.summary import render_summary
@@ -28,7 +29,7 @@ def test_summary_lists_suites_failures_crashes_and_metrics() -> None:
         boot=BootInfo(accel=Accel.TCG, accel_reason="TCG requested",
                       notes=["QEMU did not exit after the guest finished"]),
     )  # fmt: skip
-    text = render_summary([run], {"command_line": ["kbulk", "run"], "series": {"patches": []}})
+    text = render_summary([run], RunMeta(command_line=["kbulk", "run"], series=SeriesMeta()))
     assert "## arm64: FAIL" in text
     assert "- arm64: kbulk_stress.leak_check" in text
     assert "| kbulk_stress | fail   | 1    | 1    |" in text

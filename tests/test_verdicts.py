@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from harness.analysis.ktap import Metric
+from harness.record.meta import RunMeta
 from harness.record.run import ArchRun
 from harness.record.status import RunStatus
 from harness.report.compare import LoadedRun, Side, compare, compare_metrics
@@ -41,7 +42,9 @@ def boots(kernel: str, lines: list[tuple[str, str, dict[str, float]]]) -> ArchRu
 
 
 def side(name: str, runs: list[ArchRun], meta: dict[str, object] | None = None) -> Side:
-    return Side(name, [LoadedRun(r, dict(meta or {}), Path("/nowhere")) for r in runs], [])
+    return Side(
+        name, [LoadedRun(r, RunMeta.from_json(meta or {}), Path("/nowhere")) for r in runs], []
+    )
 
 
 def per_boot(module: str, case: str, key: str, values: list[float]) -> list[ArchRun]:
@@ -456,9 +459,10 @@ def test_ab_reps_auto_is_wired_to_the_stopping_rule(
     results, _ = run_ab(pipeline, None, max_reps)
     assert len(results.runs) == 2 * pairs and len(seen) == pairs  # asked after every pair
     meta = load_json(results.path / "results.json")[0]
-    assert meta["repetitions"] == "auto" and meta["max_reps"] == max_reps
-    assert meta["reps_auto"]["x86_64"]["stop"] == stop
-    assert meta["reps_auto"]["x86_64"]["reps"] == pairs
+    assert meta.repetitions == "auto" and meta.max_reps == max_reps
+    assert meta.reps_auto is not None
+    assert meta.reps_auto["x86_64"].stop == stop
+    assert meta.reps_auto["x86_64"].reps == pairs
 
 
 def test_reps_auto_on_the_command_line() -> None:

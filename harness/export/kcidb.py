@@ -26,6 +26,7 @@ from harness.analysis.ktap import Metric, TestNode, TestStatus
 from harness.errors import HarnessError
 from harness.fsutil import atomic_write_text
 from harness.kernel.patches import series_digest
+from harness.record.meta import RunMeta, SourceMeta
 from harness.record.run import ArchRun
 from harness.record.status import RunStatus
 from harness.record.store import ResultDir
@@ -129,17 +130,17 @@ def validate(doc: Mapping[str, Any]) -> None:
 
 
 def build_document(
-    meta: Mapping[str, Any],
+    meta: RunMeta,
     runs: Sequence[ArchRun],
     options: ExportOptions,
     default_id: str = "run",
 ) -> dict[str, Any]:
     """The KCIDB document (not yet validated) for one result directory's runs."""
-    return _Exporter(meta, options, str(meta.get("run_id") or default_id)).document(runs)
+    return _Exporter(meta, options, meta.run_id or default_id).document(runs)
 
 
 class _Exporter:
-    def __init__(self, meta: Mapping[str, Any], options: ExportOptions, run_id: str) -> None:
+    def __init__(self, meta: RunMeta, options: ExportOptions, run_id: str) -> None:
         self.meta = meta
         self.options = options
         self.prefix = f"{options.origin}:{run_id}"
@@ -174,14 +175,14 @@ class _Exporter:
             key = "base" if run.series is None else f"series-{run.series}"
         if key in self.checkouts:
             return self.checkouts[key]
-        source = self.meta.get("source") or {}
+        source = self.meta.source or SourceMeta("?", "?")
         obj: dict[str, Any] = {
             "id": f"{self.prefix}.{key}",
             "origin": self.options.origin,
-            "comment": f"Linux {source.get('version', '?')} ({source.get('origin', '?')})",
-            "misc": {"kbulk_kernel": run.kernel, "source_sha256": source.get("sha256")},
+            "comment": f"Linux {source.version} ({source.origin})",
+            "misc": {"kbulk_kernel": run.kernel, "source_sha256": source.sha256},
         }
-        if started := self.meta.get("started"):
+        if started := self.meta.started:
             obj["start_time"] = started
         if key == "unknown":
             obj["comment"] += f": {run.message}" if run.message else ""
@@ -191,7 +192,8 @@ class _Exporter:
             names, hashes = self.patches(run.series)
             obj["patchset_hash"] = patchset_hash(hashes)
             obj["comment"] += f" + {len(names)} patches"
-            obj["misc"].update(patches=names, series_sha256=self.meta["series"]["sha256"])
+            series_sha256 = self.meta.series.sha256 if self.meta.series else None
+            obj["misc"].update(patches=names, series_sha256=series_sha256)
             if self.options.patches_url:
                 base = self.options.patches_url.rstrip("/")
                 obj["patchset_files"] = [{"name": n, "url": f"{base}/{n}"} for n in names]
@@ -205,19 +207,19 @@ class _Exporter:
         """The series' patch names and sha256s, from meta.series (recorded since
         results.json carried them), else re-read from the series directory if its
         files still hash to the digest the run recorded."""
-        series = self.meta.get("series")
-        if not isinstance(series, Mapping) or not str(series.get("sha256", "")).startswith(label):
+        series = self.meta.series
+        if series is None or not (series.sha256 or "").startswith(label):
             raise KcidbInputError(
                 f"the results record no patch list for series {label}: cannot compute "
                 "the KCIDB patchset_hash"
             )
-        names = [str(n) for n in series.get("patches", [])]
-        if hashes := series.get("patch_sha256"):
-            return names, [str(h) for h in hashes]
-        directory = Path(str(series.get("dir")))
+        names = list(series.patches)
+        if hashes := series.patch_sha256:
+            return names, list(hashes)
+        directory = Path(str(series.dir))
         files = [directory / n for n in names]
         try:
-            same = series_digest(files) == series["sha256"]
+            same = series_digest(files) == series.sha256
         except OSError:
             same = False
         if not same:
@@ -240,7 +242,7 @@ class _Exporter:
             "origin": self.options.origin,
             "checkout_id": checkout_id,
             "architecture": run.arch,
-            "config_name": f"{self.meta.get('spec_name', 'kbulk')}-{config[:12]}",
+            "config_name": f"{self.meta.spec_name or 'kbulk'}-{config[:12]}",
             "status": self._build_status(run),
         }
         if "build" in run.durations:

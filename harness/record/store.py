@@ -11,19 +11,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
-import platform
 import re
 import shlex
-import socket
-import sys
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from harness.analysis.ktap import KtapDocument, Metric, TestNode, TestStatus
 from harness.fsutil import atomic_write_text, fresh_dir
 from harness.record.junit import write_junit
+from harness.record.meta import RunMeta, utc_now
 from harness.record.run import AbSlot, ArchRun, BootInfo, BuildInfo, CrashReport, MachineInfo
 from harness.record.schema import ResultsFormatError, check_document
 from harness.record.status import (
@@ -39,6 +37,7 @@ from harness.record.status import (
 __all__ = [
     "SCHEMA_VERSION",
     "ResultDir",
+    "RunMeta",
     "default_meta",
     "load_json",
     "results_document",
@@ -48,26 +47,9 @@ __all__ = [
 SCHEMA_VERSION = 2
 
 
-def _utc_now() -> str:
-    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-
-
-def default_meta(argv: Sequence[str] | None = None, **extra: Any) -> dict[str, Any]:
-    """Standard meta block: command line, host, start time; ``extra`` is merged in
-    (source version, series hash, ...)."""
-    meta: dict[str, Any] = {
-        "command_line": list(sys.argv if argv is None else argv),
-        "host": {
-            "hostname": socket.gethostname(),
-            "platform": platform.platform(),
-            "machine": platform.machine(),
-            "python": platform.python_version(),
-            "cpus": os.cpu_count(),
-        },
-        "started": _utc_now(),
-    }
-    meta.update(extra)
-    return meta
+def default_meta(argv: Sequence[str] | None = None) -> RunMeta:
+    """Standard meta block: command line, host, start time (callers fill in the rest)."""
+    return RunMeta.create(argv)
 
 
 def _node_to_dict(node: TestNode) -> dict[str, Any]:
@@ -361,13 +343,13 @@ def _run_from_v1(data: Mapping[str, Any]) -> ArchRun:
 # ------------------------------------------------------------------ the document
 
 
-def results_document(runs: Sequence[ArchRun], meta: Mapping[str, Any]) -> dict[str, Any]:
+def results_document(runs: Sequence[ArchRun], meta: RunMeta) -> dict[str, Any]:
     """The results.json content as a plain dict."""
     overall = worst(r.status for r in runs)
     return {
         "schema_version": SCHEMA_VERSION,
-        "generated_at": _utc_now(),
-        "meta": dict(meta),
+        "generated_at": utc_now(),
+        "meta": meta.to_json(),
         "summary": {
             "status": str(overall),
             "exit_code": EXIT_CODES[overall],
@@ -377,19 +359,17 @@ def results_document(runs: Sequence[ArchRun], meta: Mapping[str, Any]) -> dict[s
     }
 
 
-def write_json(
-    path: str | os.PathLike[str], runs: Sequence[ArchRun], meta: Mapping[str, Any]
-) -> None:
+def write_json(path: str | os.PathLike[str], runs: Sequence[ArchRun], meta: RunMeta) -> None:
     """Write results.json atomically (serialised fully before the file is touched).
 
-    Values in ``meta`` that JSON cannot represent are written as ``str()``;
+    Values in ``meta.extra`` that JSON cannot represent are written as ``str()``;
     NaN/inf in durations raise ValueError.
     """
     text = json.dumps(results_document(runs, meta), indent=2, allow_nan=False, default=str)
     atomic_write_text(path, text + "\n")
 
 
-def load_json(path: str | os.PathLike[str]) -> tuple[dict[str, Any], list[ArchRun]]:
+def load_json(path: str | os.PathLike[str]) -> tuple[RunMeta, list[ArchRun]]:
     """Read a results.json (schema version 1 or 2) back into ``(meta, runs)``."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -405,7 +385,7 @@ def load_json(path: str | os.PathLike[str]) -> tuple[dict[str, Any], list[ArchRu
             runs.append(reader(raw))
         except (KeyError, TypeError, ValueError, AttributeError) as e:  # past the schema check
             raise ResultsFormatError(f"{path}: runs[{i}]: {type(e).__name__}: {e}") from e
-    return dict(data.get("meta", {})), runs
+    return RunMeta.from_json(data.get("meta", {})), runs
 
 
 # ----------------------------------------------------------------------- ResultDir
@@ -429,7 +409,7 @@ class ResultDir:
     RESULTS_JSON = "results.json"
     JUNIT_XML = "junit.xml"
 
-    def __init__(self, path: Path, meta: dict[str, Any], runs: list[ArchRun]) -> None:
+    def __init__(self, path: Path, meta: RunMeta, runs: list[ArchRun]) -> None:
         self.path = path
         self.meta = meta
         self.runs = runs
@@ -439,7 +419,7 @@ class ResultDir:
         cls,
         base: str | os.PathLike[str] = "results",
         *,
-        meta: Mapping[str, Any] | None = None,
+        meta: RunMeta | None = None,
         run_id: str | None = None,
         now: dt.datetime | None = None,
     ) -> ResultDir:
@@ -449,7 +429,8 @@ class ResultDir:
         one is redrawn on the (unlikely) collision.
         """
         path = fresh_dir(base, run_id=_component(run_id, "run id") if run_id else None, now=now)
-        info = {**(meta or {}), "run_id": path.name, "created": _utc_now(), "complete": False}
+        info = replace(meta if meta is not None else RunMeta())
+        info.run_id, info.created, info.complete = path.name, utc_now(), False
         result_dir = cls(path, info, [])
         result_dir.save()
         return result_dir
@@ -497,13 +478,13 @@ class ResultDir:
         self.save()
 
     def save(self) -> None:
-        self.meta["updated"] = _utc_now()
+        self.meta.updated = utc_now()
         write_json(self.results_json, self.runs, self.meta)
 
     def finish(self) -> RunStatus:
         """Mark complete, write results.json and junit.xml; return the overall status."""
-        self.meta["complete"] = True
-        self.meta["finished"] = _utc_now()
+        self.meta.complete = True
+        self.meta.finished = utc_now()
         self.save()
         write_junit(self.junit_xml, self.runs, run_dir=self.path)
         return worst(r.status for r in self.runs)

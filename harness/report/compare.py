@@ -30,12 +30,13 @@ import enum
 import functools
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from harness.analysis.ktap import TestNode, TestStatus
+from harness.record.meta import RunMeta
 from harness.record.run import ArchRun, CrashReport
 from harness.record.status import SEVERITY, RunStatus
 from harness.record.store import ResultDir
@@ -390,7 +391,7 @@ def crash_changes(
 @dataclass
 class LoadedRun:
     run: ArchRun
-    meta: dict[str, Any]
+    meta: RunMeta
     directory: Path
 
     @property
@@ -401,15 +402,15 @@ class LoadedRun:
 def facts(loaded: LoadedRun) -> dict[str, str | None]:
     """What must be equal between the sides (the kernel and its build aside)."""
     run, boot = loaded.run, loaded.run.boot
-    host = loaded.meta.get("host") if isinstance(loaded.meta.get("host"), Mapping) else {}
+    host = loaded.meta.host
     return {
         "accelerator": run.accelerator,
         "config": run.build.config_digest if run.build is not None else None,
-        "spec": loaded.meta.get("spec_name"),
+        "spec": loaded.meta.spec_name,
         "memory": boot.memory if boot is not None else None,
         "smp": str(boot.smp) if boot is not None and boot.smp is not None else None,
         "cmdline": boot.cmdline if boot is not None else None,
-        "host": f"{host.get('hostname')} ({host.get('cpus')} cpus)" if host else None,
+        "host": f"{host.hostname} ({host.cpus} cpus)" if host is not None else None,
     }
 
 
@@ -625,11 +626,8 @@ def declared_tradeoffs(side: Side) -> list[Tradeoff]:
     series' tradeoffs.yaml), each once."""
     found: dict[tuple[str, str, str | None], Tradeoff] = {}
     for loaded in side.runs:
-        for item in loaded.meta.get("tradeoffs") or []:
-            if isinstance(item, Mapping):
-                t = Tradeoff.from_json(item)
-                if t is not None:
-                    found.setdefault((t.metric, t.direction, t.arch), t)
+        for t in loaded.meta.tradeoffs or []:
+            found.setdefault((t.metric, t.direction, t.arch), t)
     return list(found.values())
 
 

@@ -402,9 +402,8 @@ def _comparability(cmp: Comparison) -> Section:
 
 def _run_reproducers(loaded: LoadedRun) -> list[str]:
     out = []
-    command = loaded.meta.get("command_line")
-    if isinstance(command, list) and command:
-        out.append(shlex.join(str(c) for c in command))
+    if command := loaded.meta.command_line:
+        out.append(shlex.join(command))
     run = loaded.run
     if run.build is not None and run.build.make_argv:
         out.append(f"{run.arch} build: {run.build.reproducer}")
@@ -440,12 +439,8 @@ def _reps_lines(cmp: Comparison) -> list[str]:
     """What `kbulk ab --reps auto` decided, per architecture (from the runs' meta)."""
     lines: dict[str, None] = {}
     for loaded in cmp.baseline.runs + cmp.patched.runs:
-        auto = loaded.meta.get("reps_auto")
-        if not isinstance(auto, dict):
-            continue
-        for arch, entry in auto.items():
-            if isinstance(entry, dict) and isinstance(entry.get("text"), str):
-                lines[f"repetitions: --reps auto, {arch}: {entry['text']}"] = None
+        for arch, entry in (loaded.meta.reps_auto or {}).items():
+            lines[f"repetitions: --reps auto, {arch}: {entry.text}"] = None
     return list(lines)
 
 

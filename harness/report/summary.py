@@ -11,10 +11,10 @@ import re
 import shlex
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
 from harness.analysis.ktap import Metric, TestStatus
 from harness.fsutil import atomic_write_text
+from harness.record.meta import RunMeta, SeriesMeta
 from harness.record.run import ArchRun
 from harness.report.metrics import BENCH_COLUMNS, INFO_CASES, STRESS_COLUMNS
 from harness.tables import markdown_table
@@ -91,15 +91,13 @@ def _code(text: str) -> str:
     return f"{fence}{pad}{text}{pad}{fence}"
 
 
-def render_summary(runs: list[ArchRun], meta: dict[str, Any]) -> str:
+def render_summary(runs: list[ArchRun], meta: RunMeta) -> str:
     out = ["# kbulk run summary", ""]
-    source = meta.get("source", {})
-    series = meta.get("series", {})
-    out.append(f"- source: {source.get('origin', '?')}")
-    patches = series.get("patches") or []
-    out.append(f"- series: {series.get('dir') or 'none'} ({len(patches)} patches, "
-               f"sha256 {str(series.get('sha256', ''))[:12]})")  # fmt: skip
-    out.append(f"- command: {_code(shlex.join(map(str, meta.get('command_line', []))))}")
+    series = meta.series or SeriesMeta()
+    out.append(f"- source: {meta.source.origin if meta.source else '?'}")
+    out.append(f"- series: {series.dir or 'none'} ({len(series.patches)} patches, "
+               f"sha256 {str(series.sha256 or '')[:12]})")  # fmt: skip
+    out.append(f"- command: {_code(shlex.join(meta.command_line))}")
     out.append("")
     failed = [
         (run.arch, ".".join(path))
@@ -115,5 +113,5 @@ def render_summary(runs: list[ArchRun], meta: dict[str, Any]) -> str:
     return "\n".join(out) + "\n"
 
 
-def write_summary(path: Path, runs: list[ArchRun], meta: dict[str, Any]) -> None:
+def write_summary(path: Path, runs: list[ArchRun], meta: RunMeta) -> None:
     atomic_write_text(path, render_summary(runs, meta))

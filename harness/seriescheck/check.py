@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from harness.errors import failure
@@ -87,7 +87,7 @@ class SeriesCheck:
             opts.checkpatch_only,
             opts.first,
             [str(f) for f in opts.config_fragments],
-            meta=default_meta(opts.argv, source_sha256=source.checksum),
+            meta=replace(default_meta(opts.argv), source_sha256=source.checksum),
         )
         for i, patch in enumerate(patches, start=1):
             report.patches.append(PatchEntry(i, patch.name, touched_files(patch.read_text())))
@@ -101,7 +101,7 @@ class SeriesCheck:
         write_reports(report, out)
         if not opts.checkpatch_only:
             self._build_prefixes(report, source, series, [get_arch(a) for a in arches], out)
-        report.meta["finished"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+        report.meta.finished = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
         write_reports(report, out)
         return report, out
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.fsutil import atomic_write_text, fresh_dir
+from harness.record.meta import RunMeta
 from harness.record.status import EXIT_CODES, RunStatus, worst
 from harness.seriescheck.checkpatch import CheckpatchResult
 from harness.tables import compact_markdown, fixed_width
@@ -99,7 +100,7 @@ class SeriesReport:
     config_fragments: list[str] = field(default_factory=list)
     baseline: dict[str, PrefixBuild] = field(default_factory=dict)
     patches: list[PatchEntry] = field(default_factory=list)
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: RunMeta = field(default_factory=RunMeta)
 
     def all_builds(self) -> Iterator[PrefixBuild]:
         yield from self.baseline.values()
@@ -119,6 +120,7 @@ def exit_code(report: SeriesReport) -> int:
 
 def report_dict(report: SeriesReport) -> dict[str, Any]:
     data = asdict(report)
+    data["meta"] = report.meta.to_json()  # the JSON layout, not the dataclass's
     data["exit_code"] = exit_code(report)
     return data
 
