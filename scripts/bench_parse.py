@@ -6,7 +6,8 @@
 The last cases ("read: ...") parse a file the way `kbulk parse` does: a ConsoleFile
 (re-read from disk on every analysis pass, lines cut as read, the --max-bytes cap at
 its 64 MB default), so their memory is what parsing a log of that size costs end to
-end: constant for noise outside KTAP, growing with the KTAP tree's diagnostics.
+end: constant for noise outside KTAP, and for diagnostics inside it (each run of
+diagnostic lines keeps its first and last ktap.MAX_DIAG_*_LINES lines).
 
 Each case runs in its own child process (so one that never finishes is cut at
 --limit and reported as such, and peak memory is that case's alone). A case
@@ -138,6 +139,8 @@ def read_cases(scale: float) -> dict[str, Callable[[], _Stream]]:
     noise = b"[   12.345678] virtio_blk virtio0: [vda] 2048 512-byte logical blocks\n"
     metric = b"[   12.345678]     # case_7: kbulk-metric: test=case_7 ns=49 n=3\n"
     ktap = b"KTAP version 1\n1..1\nok 1 first\n"
+    # One KUnit case that never prints its result line (the log ends inside it).
+    one_case = b"KTAP version 1\n1..1\n    KTAP version 1\n    # Subtest: suite\n    1..1\n"
     return {
         "read: 200 MB one line (no newline)": lambda: _Stream(b"x", 200 * mb),
         "read: 16 MB noise, no KTAP": lambda: _Stream(noise, 16 * mb),
@@ -147,6 +150,8 @@ def read_cases(scale: float) -> dict[str, Callable[[], _Stream]]:
         "read: 200 MB noise (64 MB cap)": lambda: _Stream(noise, 200 * mb, ktap),
         "read: 16 MB KTAP diagnostics": lambda: _Stream(metric, 16 * mb, b"KTAP version 1\n"),
         "read: 64 MB KTAP diagnostics": lambda: _Stream(metric, 64 * mb, b"KTAP version 1\n"),
+        "read: 16 MB diagnostics of one case": lambda: _Stream(metric, 16 * mb, one_case),
+        "read: 64 MB diagnostics of one case": lambda: _Stream(metric, 64 * mb, one_case),
     }
 
 

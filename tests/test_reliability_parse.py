@@ -344,3 +344,50 @@ def test_timeout_names_the_case_as_a_crash_would() -> None:
     # the same name a crash at that point gets
     crashed = analyze([*lines, "Kernel panic - not syncing: hung"], None, [])
     assert crashed.crashes[0].test == "kbulk_stress.<case #3>"
+
+
+def _diag_log(path: Path, megabytes: int) -> Path:
+    """One KUnit case whose diagnostics fill ``megabytes`` MB, between a head and a tail."""
+    line = "    # case: EXPECTATION ok at lib/x.c:12 value=0123456789abcdef\n"
+    count = megabytes * (1 << 20) // len(line)
+    with path.open("w") as out:
+        out.write("KTAP version 1\n1..1\n    KTAP version 1\n    # Subtest: suite\n    1..1\n")
+        out.write("    # case: first\n")
+        for _ in range(count // 10_000):
+            out.write(line * 10_000)
+        out.write("    # case: last\n    ok 1 case\nok 1 suite\n")
+    return path
+
+
+@pytest.mark.parametrize("megabytes", [16, 64])
+def test_huge_in_ktap_diagnostics_are_capped_per_test(tmp_path: Path, megabytes: int) -> None:
+    # What `kbulk parse` runs: a ConsoleFile read from disk, then analyze().
+    from harness.analysis.reader import ConsoleFile
+
+    log = _diag_log(tmp_path / "console.log", megabytes)
+    found = analyze(ConsoleFile(log, 128 << 20), None, [])
+    suite = found.ktap.root.subtests[0]
+    case = suite.subtests[0]
+    assert (suite.name, case.name, case.status) == ("suite", "case", TestStatus.PASS)
+    head = getattr(ktap, "MAX_DIAG_HEAD_LINES", 2000)
+    tail = getattr(ktap, "MAX_DIAG_TAIL_LINES", 2000)
+    # The first and last lines are kept, with one marker line in between saying how
+    # many were dropped; the same bound for 16 MB and 64 MB.
+    assert len(case.diagnostics) == head + 1 + tail
+    assert sum(map(len, case.diagnostics)) < 2 * getattr(ktap, "MAX_DIAG_BYTES", 1 << 20) + 200
+    assert case.diagnostics[0] == "# case: first"
+    assert case.diagnostics[-1] == "# case: last"
+    (marker,) = [d for d in case.diagnostics if "dropped" in d]
+    total = sum(1 for _ in log.open()) - 7  # 7 lines of the log are KTAP structure
+    dropped = total + 1 - len(case.diagnostics)
+    assert f"{dropped} lines dropped" in marker
+    (warning,) = [w for w in found.ktap.warnings if "dropped" in w]
+    assert f"{dropped} diagnostic lines of 'case' dropped" in warning
+    assert case.warnings == [warning]
+
+
+def test_normal_size_diagnostics_are_kept_whole() -> None:
+    lines = ["KTAP version 1", "1..1", *[f"# line {i}" for i in range(3000)], "ok 1 t"]
+    doc = ktap.parse_console(lines)
+    assert doc.root.subtests[0].diagnostics == lines[2:-1]
+    assert not doc.warnings

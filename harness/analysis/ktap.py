@@ -21,11 +21,12 @@ On top of that this module:
 
 from __future__ import annotations
 
+import collections
 import enum
 import itertools
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,15 @@ MAX_MISSING = 10_000  # cap on synthesised CRASH nodes for a garbage plan like 1
 # Console lines longer than this are cut (with a warning) before any pattern sees them;
 # no kernel or KTAP line comes near it, and it bounds the work and memory per line.
 MAX_LINE_LENGTH = 64 * 1024
+# A run of consecutive diagnostic lines (what a test prints between two KTAP lines) keeps
+# its first MAX_DIAG_HEAD_LINES and last MAX_DIAG_TAIL_LINES lines, each end at most
+# MAX_DIAG_BYTES characters; the lines in between are replaced by one marker line and a
+# warning on the test. A test's diagnostics are a few such runs, so the tree's memory
+# depends on the number of tests, not on how much each prints. No real test comes near
+# it (the largest KUnit logs print a few hundred lines per case).
+MAX_DIAG_HEAD_LINES = 2000
+MAX_DIAG_TAIL_LINES = 2000
+MAX_DIAG_BYTES = 1024 * 1024
 
 KTAP_VERSIONS = (1,)
 TAP_VERSIONS = (13, 14)
@@ -265,6 +275,7 @@ class _Line:
     value: int = 0  # version number or plan count
     name: str = ""  # "# Subtest:" name
     result: _Result | None = None
+    dropped: int = 0  # a marker standing for this many dropped diagnostic lines
 
 
 def _safe_int(digits: str) -> int:
@@ -484,9 +495,15 @@ class _Parser:
         line = self._peek()
         return line.number if line else None
 
+    def _warn_dropped(self, node: TestNode, raw: Sequence[_Line]) -> None:
+        """One warning per test whose diagnostics lost lines to the run cap."""
+        markers = [line for line in raw if line.dropped]
+        if markers:
+            self._warn(node, markers[0].number, _dropped_message(node.name, markers))
+
     def _placeholder(self, num: int, sub_log: list[_Line], indent: int) -> TestNode:
         lines = [line.number for line in sub_log]
-        return TestNode(
+        node = TestNode(
             name="",
             status=TestStatus.CRASH,
             diagnostics=[_dedent(line.text, indent) for line in sub_log],
@@ -494,6 +511,8 @@ class _Parser:
             first_line=lines[0] if lines else None,
             last_line=lines[-1] if lines else None,
         )
+        self._warn_dropped(node, sub_log)
+        return node
 
     def _parse_own_result(
         self, node: TestNode, raw: list[_Line], expected_num: int, is_parent: bool, depth: int
@@ -545,6 +564,7 @@ class _Parser:
         start: int | None,
     ) -> None:
         node.diagnostics = [_dedent(line.text, indent) for line in raw]
+        self._warn_dropped(node, raw)
         starts = [line.number for line in (*raw[:1], *headers[:1])]
         node.first_line = min(starts) if starts else (result_line.number if result_line else None)
         node.last_line = result_line.number if result_line else self.last_line
@@ -552,6 +572,72 @@ class _Parser:
             begin, end = self._ts.get(start), self._ts.get(result_line.number)
             if begin is not None and end is not None and end >= begin:
                 node.duration = round(end - begin, 6)
+
+
+def _dropped_message(name: str, markers: Sequence[_Line]) -> str:
+    count = sum(line.dropped for line in markers)
+    return (
+        f"{count} diagnostic lines of {name or 'test'!r} dropped (a run of more than "
+        f"{MAX_DIAG_HEAD_LINES} + {MAX_DIAG_TAIL_LINES} lines or 2 x {MAX_DIAG_BYTES} "
+        "characters keeps its first and last ones)"
+    )
+
+
+class _DiagRuns:
+    """Collects classified KTAP lines into ``out``, capping each run of consecutive
+    diagnostic (OTHER) lines as it streams: the head is kept as it comes, the tail in a
+    bounded deque, and what falls out of the tail is counted (its timestamp forgotten),
+    so memory does not grow with the run's length."""
+
+    def __init__(self, out: list[_Line], timestamps: dict[int, float]) -> None:
+        self.out = out
+        self.timestamps = timestamps
+        self._reset()
+
+    def _reset(self) -> None:
+        self.head = self.head_bytes = 0
+        self.tail: collections.deque[_Line] = collections.deque()
+        self.tail_bytes = 0
+        self.dropped = 0
+        self.first_dropped: _Line | None = None
+        self.last_dropped = 0
+
+    def add(self, line: _Line) -> None:
+        if line.kind is not _Kind.OTHER:
+            self.flush()
+            self.out.append(line)
+            return
+        size = len(line.text)
+        if (
+            not self.tail
+            and self.head < MAX_DIAG_HEAD_LINES
+            and self.head_bytes + size <= MAX_DIAG_BYTES
+        ):
+            self.head += 1
+            self.head_bytes += size
+            self.out.append(line)
+            return
+        self.tail.append(line)
+        self.tail_bytes += size
+        while len(self.tail) > MAX_DIAG_TAIL_LINES or self.tail_bytes > MAX_DIAG_BYTES:
+            old = self.tail.popleft()
+            self.tail_bytes -= len(old.text)
+            self.timestamps.pop(old.number, None)
+            self.first_dropped = self.first_dropped or old
+            self.dropped += 1
+            self.last_dropped = old.number
+
+    def flush(self) -> None:
+        if first := self.first_dropped:
+            lead = first.text[: len(first.text) - len(first.text.lstrip())]
+            text = (
+                f"{lead}# kbulk: {self.dropped} lines dropped "
+                f"(console lines {first.number}-{self.last_dropped})"
+            )
+            marker = _Line(first.number, text, first.indent, _Kind.OTHER, dropped=self.dropped)
+            self.out.append(marker)
+        self.out.extend(self.tail)
+        self._reset()
 
 
 def _split_documents(lines: Sequence[_Line]) -> list[Sequence[_Line]]:
@@ -604,6 +690,10 @@ def _parse_lines(lines: list[_Line], timestamps: Mapping[int, float]) -> KtapDoc
         if headless and len(segments) > 1 and all(x.kind is _Kind.OTHER for x in segment):
             # Plain text before the first document: keep it, but it is no test run.
             root.diagnostics.extend(line.text for line in segment)
+            if markers := [line for line in segment if line.dropped]:
+                message = f"line {markers[0].number}: {_dropped_message('main', markers)}"
+                root.warnings.append(message)
+                warnings.append(message)
             continue
         _merge(root, parser.parse_document(segment))
     root.status = root.children_counts().status()
@@ -620,8 +710,14 @@ def parse_ktap(
     Plain strings must already be free of printk prefixes; use :func:`parse_console`
     for a raw console log. Never raises: an internal error becomes a warning.
     """
+    return _parse_guarded(lambda: _normalize(lines), timestamps or {})
+
+
+def _parse_guarded(
+    make: Callable[[], list[_Line]], timestamps: Mapping[int, float]
+) -> KtapDocument:
     try:
-        return _parse_lines(_normalize(lines), timestamps or {})
+        return _parse_lines(make(), timestamps)
     except Exception as exc:  # last-resort guard: garbage must never crash the harness
         message = f"internal parser error: {exc!r}"
         root = TestNode(name="main", status=TestStatus.NO_TESTS, warnings=[message])
@@ -705,9 +801,10 @@ def _is_top_version(text: str) -> bool:
 
 def _extract(
     console: str | bytes | Iterable[str],
-) -> tuple[list[tuple[int, str]], dict[int, float], list[str]]:
-    out: list[tuple[int, str]] = []
+) -> tuple[list[_Line], dict[int, float], list[str]]:
+    out: list[_Line] = []
     timestamps: dict[int, float] = {}
+    runs = _DiagRuns(out, timestamps)
     warnings: list[str] = []
     prefix: _Prefix | None = None  # None: not inside a document
     for number, raw_line in enumerate(_console_lines(console), start=1):
@@ -719,24 +816,28 @@ def _extract(
         line = strip_escapes(line).rstrip()
         printk = _PRINTK_PREFIX_RE.match(line)
         bare = line[printk.end() :] if printk else line
-        kept = len(out)
+        kept: str | None = None
         version = _VERSION_ANYWHERE_RE.search(line)
         if version and (
             prefix is None or _is_top_version(bare) or _is_top_version(prefix.strip(line))
         ):
             prefix = _Prefix(line[: version.start()])
-            out.append((number, line[version.start() :]))
+            kept = line[version.start() :]
         elif prefix is not None:
             text = prefix.strip(line)
             if _KTAP_END_RE.match(text):
                 prefix = None  # end of this document; the next version line starts another
             else:
-                out.append((number, text))
+                kept = text
         elif _EXECUTOR_ERROR_RE.match(bare):
-            out.append((number, bare))
+            kept = bare
+        if kept is None:
+            continue
         # Timestamps of the kept (KTAP) lines only: the rest of a long console costs nothing.
-        if len(out) > kept and printk and (ts := _TIMESTAMP_RE.search(printk.group())):
+        if printk and (ts := _TIMESTAMP_RE.search(printk.group())):
             timestamps[number] = float(ts[1])
+        runs.add(_classify(number, kept))
+    runs.flush()
     return out, timestamps, warnings
 
 
@@ -749,9 +850,11 @@ def extract_ktap_lines(console: str | bytes | Iterable[str]) -> list[tuple[int, 
     are fine; lines without it are kept as they are). A document ends at the next
     one, or at kunit_tool's end markers ("List of all partitions:", ...); lines
     between documents are dropped except "kunit executor:" errors.
+    A run of more than MAX_DIAG_HEAD_LINES + MAX_DIAG_TAIL_LINES consecutive
+    diagnostic lines keeps its first and last ones, with one marker line between.
     """
     try:
-        return _extract(console)[0]
+        return [(line.number, line.text) for line in _extract(console)[0]]
     except Exception:  # never raise on garbage; nothing usable was found
         return []
 
@@ -764,7 +867,7 @@ def parse_console(console: str | bytes | Iterable[str]) -> KtapDocument:
         message = f"internal extraction error: {exc!r}"
         root = TestNode(name="main", status=TestStatus.NO_TESTS, warnings=[message])
         return KtapDocument(root=root, warnings=[message], complete=False)
-    doc = parse_ktap(lines, timestamps=timestamps)
+    doc = _parse_guarded(lambda: lines, timestamps)
     if cut:  # long lines are parse problems like any other: listed, and counted on the root
         doc.warnings[:0] = cut
         doc.root.warnings[:0] = cut
