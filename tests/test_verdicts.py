@@ -117,6 +117,17 @@ def test_fraction_thresholds_are_percentage_points() -> None:
     assert not beyond_threshold(METRICS.lookup("ns_per_page"), 100.0, 100.9)
 
 
+def test_a_fraction_regression_line_gives_its_change_in_points() -> None:
+    # The threshold of a rate is in percentage points, so the regression line must
+    # give the change in points too: 0.50 -> 0.02 is -48.0 points, not -96 %.
+    a = per_boot(STRESS, "gfp_nowait_folio_mixed", "fill_rate", [0.50] * 3)
+    b = per_boot(STRESS, "gfp_nowait_folio_mixed", "fill_rate", [0.02] * 3)
+    cmp = compare(side("baseline", a), side("patched", b))
+    assert cmp.regressions() == [
+        "x86_64: kbulk_stress.gfp_nowait_folio_mixed fill_rate worse (-48.0 pts, threshold 1 pts)"
+    ]
+
+
 def test_every_row_is_kept() -> None:
     a = merge(*(per_boot(BENCH, f"c{i}", "ns_per_page", [100.0] * 3) for i in range(4)))
     b = merge(*(per_boot(BENCH, f"c{i}", "ns_per_page", [100.0 + i] * 3) for i in range(4)))

@@ -533,7 +533,7 @@ class ArchComparison:
         ]
         out += [f"{self.arch}: new {c.kind}: {c.title}" for c in self.new_crashes]
         out += [
-            f"{self.arch}: {m.name} {m.key} worse ({_pct(m.pct_change)}, "
+            f"{self.arch}: {m.name} {m.key} worse ({_change_text(m)}, "
             f"threshold {threshold_text(m.spec)})"
             for m in self.metrics
             if m.regression and not self.emulated_time(m)
@@ -561,6 +561,14 @@ class ArchComparison:
             for m in self.metrics
             if m.regression and self.emulated_time(m)
         ]
+
+
+def _change_text(m: MetricDelta) -> str:
+    """The change as its threshold measures it: percentage points for a fraction
+    (whose threshold is absolute), a relative change otherwise."""
+    if m.spec.unit == "fraction" and m.a is not None and m.b is not None:
+        return f"{100 * (m.b.mean - m.a.mean):+.1f} pts"
+    return _pct(m.pct_change)
 
 
 def _pct(value: float | None) -> str:
