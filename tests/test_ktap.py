@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from harness.analysis.analyze import analyze
 from harness.analysis.ktap import (
     MAX_DEPTH,
     MAX_MISSING,
@@ -28,6 +29,7 @@ from harness.analysis.ktap import (
     parse_ktap,
     running_test_at,
 )
+from harness.record.status import ExitReason, RunStatus
 
 DATA = Path(__file__).parent / "data" / "ktap"
 
@@ -843,3 +845,27 @@ def test_iterable_that_raises_is_contained() -> None:
     doc = parse_console(broken())
     assert doc.warnings and doc.warnings[0].startswith("internal extraction error")
     assert doc.status is TestStatus.NO_TESTS and not doc.complete
+
+
+def test_printk_between_a_subtests_ktap_version_and_its_header_is_a_diagnostic() -> None:
+    # A real x86_64 boot (two runs sharing the host): the i8042 driver's
+    # "input: AT Translated Set 2 keyboard" landed between a parameterised
+    # case's "KTAP version 1" and its "# Subtest:" line. kunit_tool loses the
+    # nesting there and reports the suite as crashed; the kernel printed nothing
+    # wrong, every case passed.
+    log = (
+        Path(__file__).parent
+        / "data"
+        / "console"
+        / ("x86_64-printk-between-ktap-version-and-subtest.log")
+    )
+    lines = log.read_text().splitlines()
+    found = analyze(lines, ExitReason.COMPLETED, ["kbulk_stress"])
+    assert found.status is RunStatus.PASS, found.message
+    assert found.ktap.warnings == []
+    suite = next(t for t in found.ktap.root.subtests if t.name == "page_alloc_bulk_order")
+    assert [t.number for t in suite.subtests] == list(range(1, 16))
+    param = suite.subtests[1]
+    assert param.name == "bulk_order_opportunistic"
+    assert [c.name for c in param.subtests] == ["GFP_NOWAIT", "GFP_ATOMIC"]
+    assert any("AT Translated Set 2 keyboard" in d for d in param.diagnostics)

@@ -379,6 +379,16 @@ class _Parser:
             out.append(self._pop())
         return out
 
+    def _header_follows_diag(self, depth: int) -> bool:
+        """Whether non-structural lines, then a subtest header, come next."""
+        pos = self._pos
+        while pos < len(self._lines) and not self._structural(self._lines[pos], depth):
+            pos += 1
+        if pos == self._pos or pos >= len(self._lines):
+            return False
+        following = self._lines[pos]
+        return following.kind is _Kind.HEADER
+
     def _take(self, kind: _Kind, depth: int) -> _Line | None:
         line = self._peek()
         if line is not None and line.kind is kind and self._structural(line, depth):
@@ -445,6 +455,11 @@ class _Parser:
         if version := self._take(_Kind.VERSION, depth):
             headers.append(version)
             self._check_version(node, version)
+            if is_subtest and self._header_follows_diag(depth):
+                # Our addition: a kernel message printed between a subtest's KTAP
+                # version line and its "# Subtest:" line (another CPU's printk) is a
+                # diagnostic; kunit_tool loses the nesting there and reports a crash.
+                raw.extend(self._diag(depth, node))
         if is_subtest and (header := self._take(_Kind.HEADER, depth)):
             headers.append(header)
             node.name = header.name
