@@ -17,15 +17,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from harness.analysis.ktap import parse_ktap  # noqa: E402
-from harness.record.junit import write_junit  # noqa: E402
-from harness.record.run import ArchRun  # noqa: E402
-from harness.record.status import RunStatus  # noqa: E402
+from harness.analysis.ktap import parse_ktap
+from harness.record.junit import write_junit
+from harness.record.run import ArchRun
+from harness.record.status import RunStatus
 
 
 def suite_text(cases: int) -> str:
     body = "".join(f"    ok {i} case_{i}\n" for i in range(1, cases + 1))
-    return f"KTAP version 1\n1..1\n    KTAP version 1\n    # Subtest: big\n    1..{cases}\n{body}ok 1 big\n"
+    head = f"KTAP version 1\n1..1\n    KTAP version 1\n    # Subtest: big\n    1..{cases}\n"
+    return f"{head}{body}ok 1 big\n"
 
 
 def timed(text: str, out: Path) -> tuple[float, int]:

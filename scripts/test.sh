@@ -7,8 +7,8 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 source "$REPO/scripts/setup.sh"
 cd "$REPO"
-"$VENV/bin/ruff" check harness tests
-"$VENV/bin/ruff" format --check harness tests
+"$VENV/bin/ruff" check .
+"$VENV/bin/ruff" format --check .
 "$VENV/bin/mypy"  # strict, over harness/ (see [tool.mypy] in pyproject.toml)
 # The parser is checked against kunit_tool on the kernel's own KTAP corpus:
 # make sure the pinned source is there (cached after the first time).

@@ -2,6 +2,7 @@
 
 Usage: python3 leaves.py RESULTS_JSON [ARCH]
 """
+
 import json
 import sys
 
@@ -17,7 +18,8 @@ def leaves(node, path=()):
 
 
 def main():
-    d = json.load(open(sys.argv[1]))
+    with open(sys.argv[1]) as f:
+        d = json.load(f)
     arch = sys.argv[2] if len(sys.argv) > 2 else None
     for run in d["runs"]:
         if arch and run["arch"] != arch:
