@@ -563,12 +563,17 @@ class ArchComparison:
         ]
 
 
-def _change_text(m: MetricDelta) -> str:
-    """The change as its threshold measures it: percentage points for a fraction
-    (whose threshold is absolute), a relative change otherwise."""
+def points_change(m: MetricDelta) -> str | None:
+    """A fraction's change in percentage points (its threshold is absolute); None
+    for other units or a missing side."""
     if m.spec.unit == "fraction" and m.a is not None and m.b is not None:
         return f"{100 * (m.b.mean - m.a.mean):+.1f} pts"
-    return _pct(m.pct_change)
+    return None
+
+
+def _change_text(m: MetricDelta) -> str:
+    """The change as its threshold measures it: points for a fraction, else relative."""
+    return points_change(m) or _pct(m.pct_change)
 
 
 def _pct(value: float | None) -> str:

@@ -20,6 +20,7 @@ from harness.report.compare import (
     LoadedRun,
     MetricDelta,
     StatusChange,
+    points_change,
 )
 from harness.report.headlines import rows as headline_rows
 from harness.report.metrics import (
@@ -215,8 +216,9 @@ def _figure(m: MetricDelta) -> str:
         return "-"
     a, b = format_value(m.a.mean, m.key), format_value(m.b.mean, m.key)
     fraction = m.spec.unit == "fraction"
-    if fraction:
-        change = f"{100 * (m.b.mean - m.a.mean):+.1f} pts"
+    points = points_change(m)
+    if points is not None:
+        change = points
     else:
         change = _ratio(m.ratio) if m.kind is Kind.TIME else _pct(m.pct_change)
     interval = m.interval
