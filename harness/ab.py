@@ -77,6 +77,7 @@ def run_ab(
     except SpecError as e:
         return results, pipeline.record_failure(results, arches, e)
     results.meta.tradeoffs = declared
+    results.meta.module_metrics = opts.spec.declared_metrics or None
     results.save()
     for arch in arches:
         prepared = {v: pipeline.prepare(arch, trees[v], results, AbSlot(v, 0)) for v in Variant}

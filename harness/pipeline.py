@@ -17,8 +17,10 @@ import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypedDict
 
 from harness.analysis.analyze import analyze, decode_crashes
+from harness.analysis.module_metrics import MetricRule
 from harness.boot.guest.initramfs import ModuleStep
 from harness.boot.stage import Booter, BootRequest, HostChecked, QemuBooter
 from harness.errors import StageError, failure
@@ -43,6 +45,7 @@ from harness.record.status import CrashKind, RunStatus
 from harness.record.store import ResultDir, default_meta
 from harness.report.summary import write_summary
 from harness.spec import RunSpec
+from harness.spec_modules import ModuleSource
 
 
 @dataclass
@@ -202,6 +205,7 @@ class Pipeline:
         meta = default_meta(opts.argv)
         meta.spec, meta.spec_name = str(opts.spec.path), opts.spec.name
         meta.arches = [a.name for a in arches]
+        meta.module_metrics = opts.spec.declared_metrics or None
         results = self.start(meta)
         arches = self.preflight(results, arches)
         if not arches:
@@ -326,26 +330,38 @@ class Pipeline:
         return result, info
 
     def build_modules(self, arch: Arch, tree: PatchedTree, build: BuildResult) -> list[ModuleStep]:
+        """Build every module directory the run definition names (modules.dir and each
+        entry's own ``dir``) against this kernel; the load steps in the listed order."""
         spec = self.opts.spec
-        if not self.opts.modules or not spec.modules or spec.modules_dir is None:
+        if not self.opts.modules or not spec.modules:
             return []
         builder = self.builder(arch, tree)
         log = build.build_dir / "modules.log"
         log.write_text("")
-        with self.reporter.step(f"modules {arch.name}") as step:
-            built, scan, rc = builder.build_external_modules(spec.modules_dir, log, step.activity)
-            step.outcome = "ok" if rc == 0 else "FAILED"
-        if rc != 0:
-            first = scan.first_error or f"make exited {rc}"
-            raise StageError(
-                RunStatus.BUILD_FAILURE, f"test modules failed to build: {first} (log: {log})"
-            )
-        by_name = {p.name.removesuffix(".ko"): p for p in built}
+        by_name: dict[str, Path] = {}
+        for source in dict.fromkeys(m.source for m in spec.modules):
+            source_dir, dest, files = module_directory(spec, source, tree)
+            label = "modules" if source is None else f"modules {source.label}"
+            with self.reporter.step(f"{label} {arch.name}") as step:
+                built, scan, rc = builder.build_external_modules(
+                    source_dir, log, step.activity, dest_name=dest, files=files
+                )
+                step.outcome = "ok" if rc == 0 else "FAILED"
+            if rc != 0:
+                first = scan.first_error or f"make exited {rc}"
+                where = f" from {source.label} ({source.where})" if source is not None else ""
+                raise StageError(
+                    RunStatus.BUILD_FAILURE,
+                    f"test modules{where} failed to build: {first} (log: {log})",
+                )
+            wanted = {m.name for m in spec.modules if m.source == source}
+            by_name.update({p.name.removesuffix(".ko"): p for p in built if p.stem in wanted})
         steps = []
         for load in spec.modules:
             if load.name not in by_name:
                 raise StageError(
-                    RunStatus.BUILD_FAILURE, f"module {load.name}.ko was not built (log: {log})"
+                    RunStatus.BUILD_FAILURE,
+                    f"module {load.name}.ko was not built ({load.where}; log: {log})",
                 )
             steps.append(ModuleStep(by_name[load.name], load.params))
         return steps
@@ -398,6 +414,7 @@ class Pipeline:
             found = analyze(
                 outcome.lines, outcome.reason, [s.name for s in prepared.steps],
                 qemu_stderr=outcome.qemu_stderr, qemu_exit=outcome.qemu_exit,
+                **module_expectations(self.opts.spec, prepared.steps),
             )  # fmt: skip
             started = time.monotonic()
             decode_crashes(
@@ -430,6 +447,46 @@ class Pipeline:
 
 
 INTERRUPTED_WHILE = "interrupted while"
+
+
+class ModuleExpectations(TypedDict):
+    rules: dict[str, list[MetricRule]]
+    load_rc: dict[str, int]
+
+
+def module_expectations(spec: RunSpec, steps: list[ModuleStep]) -> ModuleExpectations:
+    """The loaded modules' regex rules and expected load statuses, for analyze()."""
+    loaded = {s.name for s in steps}
+    mods = [m for m in spec.modules if m.name in loaded]
+    return {
+        "rules": {m.name: m.rules for m in mods if m.rules},
+        "load_rc": {m.name: m.load_rc for m in mods if m.load_rc},
+    }
+
+
+def module_directory(
+    spec: RunSpec, source: ModuleSource | None, tree: PatchedTree
+) -> tuple[Path, str, list[str] | None]:
+    """(directory to build from, its copy's name in the build directory, the files to
+    copy under a generated Kbuild or None). A ``kernel:`` directory is looked up in
+    this kernel's tree, so baseline and patched each build their own source."""
+    if source is None:
+        assert spec.modules_dir is not None
+        return spec.modules_dir, "kbulk-modules", None
+    digest = hashlib.sha256(source.label.encode()).hexdigest()[:8]
+    if source.path is not None:
+        return source.path, f"kbulk-modules-{source.path.name}-{digest}", None
+    assert source.kernel_dir is not None
+    directory = tree.path / source.kernel_dir
+    missing = [f for f in source.files if not (directory / f).is_file()]
+    if not directory.is_dir() or missing:
+        what = "no such directory" if not directory.is_dir() else f"no {', '.join(missing)}"
+        raise StageError(
+            RunStatus.BUILD_FAILURE,
+            f"{source.where}: dir: {source.label}: {what} in the kernel tree {tree.path}",
+        )
+    slug = source.kernel_dir.replace("/", "-")
+    return directory, f"kbulk-modules-kernel-{slug}-{digest}", list(source.files)
 
 
 def check_build(result: BuildResult) -> None:

@@ -15,8 +15,10 @@ from typing import Any
 
 import yaml
 
+from harness.analysis.module_metrics import DeclaredMetric, MetricRule
 from harness.kernel.arch import ARCHES
 from harness.kernel.source import DebianPackage
+from harness.spec_modules import ENTRY_KEYS, ModuleSource, check_name, parse_entry_extras
 
 
 class SpecError(ValueError):
@@ -79,6 +81,12 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _co
 class ModuleLoad:
     name: str
     params: list[str] = field(default_factory=list)
+    # Out-of-tree modules from anywhere (harness/spec_modules.py): None is modules.dir.
+    source: ModuleSource | None = None
+    load_rc: int = 0  # the load's expected status (test_vmalloc: -EAGAIN once it ran)
+    rules: list[MetricRule] = field(default_factory=list)  # regex -> metrics; none: KTAP
+    declared: list[DeclaredMetric] = field(default_factory=list)  # the rules' metrics
+    where: str = ""  # file:line of the entry
 
 
 @dataclass
@@ -163,6 +171,11 @@ class RunSpec:
     boot: BootOptions = field(default_factory=BootOptions)
     # Intended trade-offs of the series (here and in <series>/tradeoffs.yaml).
     tradeoffs: list[Tradeoff] = field(default_factory=list)
+
+    @property
+    def declared_metrics(self) -> list[DeclaredMetric]:
+        """How to judge the metrics the modules' regex rules yield (for compare)."""
+        return [d for m in self.modules for d in m.declared]
 
 
 class _Reader:
@@ -284,6 +297,25 @@ def _tradeoffs(r: _Reader, parent: _Map | None, key: str, value: Any) -> list[Tr
     return out
 
 
+def _check_module_names(r: _Reader, mods: _Map, loads: list[ModuleLoad]) -> None:
+    """One name, one directory: the guest image holds the modules by file name."""
+    seen: dict[str, ModuleLoad] = {}
+    for load in loads:
+        first = seen.setdefault(load.name, load)
+        if first.source != load.source:
+            raise r.fail(
+                mods, "load",
+                f"module {load.name!r} comes from two directories ({load.where} and "
+                f"{first.where}); rename one",
+            )  # fmt: skip
+        if first.rules != load.rules and first.rules and load.rules:
+            raise r.fail(
+                mods, "load",
+                f"module {load.name!r} has two different metrics: lists ({load.where} and "
+                f"{first.where}); declare them once",
+            )  # fmt: skip
+
+
 def _load_yaml(path: Path) -> Any:
     try:
         raw = path.read_bytes()
@@ -388,16 +420,28 @@ def load_spec(path: Path, repo_root: Path) -> RunSpec:
     if "modules" in top:
         mods = r.mapping(top["modules"], top, "modules", {"dir", "load"})
         spec.modules_dir = _resolve(repo_root, r.typed(mods, "dir", str, "kselftests"))
-        for item in r.typed(mods, "load", list, []):
+        loads = r.typed(mods, "load", list, [])
+        lines = getattr(loads, "item_lines", [])
+        for index, item in enumerate(loads):
+            label = f"modules.load[{index}]"
             if isinstance(item, str):
-                spec.modules.append(ModuleLoad(item))
+                line = lines[index] if index < len(lines) else None
+                check_name(r, label, item, line)
+                spec.modules.append(ModuleLoad(item, where=f"{path}:{line}"))
                 continue
-            entry = r.mapping(item, mods, "load", {"name", "params"})
+            entry = r.mapping(item, mods, "load", {"name", "params", *ENTRY_KEYS})
             if "name" not in entry:
                 raise r.fail(entry, None, "modules.load entry needs 'name'")
+            name = r.typed(entry, "name", str, "")
+            check_name(r, label, name, entry.key_lines.get("name", entry.line))
+            extras = parse_entry_extras(r, entry, label, name, path.parent.resolve())
             spec.modules.append(
-                ModuleLoad(r.typed(entry, "name", str, ""), r.str_list(entry, "params"))
-            )
+                ModuleLoad(
+                    name, r.str_list(entry, "params"), extras.source, extras.load_rc,
+                    extras.rules, extras.declared, extras.where,
+                )
+            )  # fmt: skip
+        _check_module_names(r, mods, spec.modules)
 
     if "boot" in top:
         boot = r.mapping(

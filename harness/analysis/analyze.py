@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,6 +21,7 @@ from harness.analysis.ktap import (
     metrics_from,
     parse_console,
 )
+from harness.analysis.module_metrics import MetricRule, regex_metrics
 from harness.analysis.selftest_lines import parse_summaries
 from harness.boot.guest.markers import INIT_START, STEP_BEGIN, STEP_END
 from harness.record.run import CrashReport, status_from_tests
@@ -53,9 +54,14 @@ def analyze(
     expect_modules: list[str],
     qemu_stderr: list[str] | None = None,
     qemu_exit: str | None = None,
+    *,
+    rules: Mapping[str, Sequence[MetricRule]] | None = None,
+    load_rc: Mapping[str, int] | None = None,
 ) -> Analysis:
     """Classify a boot. ``reason`` None means a saved log of unknown ending (parse);
     ``qemu_stderr`` and ``qemu_exit`` (e.g. "exit status 1") are QEMU's own, never the guest's.
+    ``rules``: module -> regular expressions turning its output into metrics (besides
+    KTAP); ``load_rc``: module -> the load status that is not a failure (default 0).
     ``lines`` is only iterated (several passes), so a file-backed console
     (reader.ConsoleFile) is parsed without holding it in memory."""
     doc = parse_console(lines)
@@ -64,7 +70,7 @@ def analyze(
         doc.root.subtests.extend(legacy)
         doc.root.status = doc.root.counts().status()
     crashes = find_crashes(lines)
-    metrics = metrics_from(doc)
+    metrics = metrics_from(doc) + regex_metrics(lines, rules or {})
     steps = module_steps(lines)
     fatal = [c for c in crashes if c.kind not in NON_FATAL_KINDS]
 
@@ -93,13 +99,18 @@ def analyze(
     if reason in (ExitReason.GUEST_EXIT, ExitReason.HALTED):
         where = "before init started" if not saw_init else "before init finished its plan"
         return done(RunStatus.CRASH, f"the guest stopped {where} (no crash report on the console)")
-    failed_loads = [n for n, rc in steps.items() if rc not in (0, None)]
+    expected = load_rc or {}
+    failed_loads = [n for n, rc in steps.items() if rc not in (expected.get(n, 0), None)]
     missing = [m for m in expect_modules if m not in steps]
     status = status_from_tests(doc, crashes)
     messages = []
     if failed_loads:
         messages.append(
-            "module load failed: " + ", ".join(f"{n} rc={steps[n]}" for n in failed_loads)
+            "module load failed: "
+            + ", ".join(
+                f"{n} rc={steps[n]}" + (f" (expected {expected[n]})" if expected.get(n) else "")
+                for n in failed_loads
+            )
         )
         status = _worse(status, RunStatus.TEST_FAILURE)
     if missing and reason is not None:

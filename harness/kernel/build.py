@@ -318,29 +318,92 @@ class KernelBuilder:
         return result
 
     def build_external_modules(
-        self, source_dir: Path, log: Path, on_line: Callable[[str], None] | None = None
+        self,
+        source_dir: Path,
+        log: Path,
+        on_line: Callable[[str], None] | None = None,
+        *,
+        dest_name: str = "kbulk-modules",
+        files: list[str] | None = None,
     ) -> tuple[list[Path], LogScan, int]:
         with self.locked():
-            return self._build_external_modules(source_dir, log, on_line)
+            return self._build_external_modules(source_dir, log, on_line, dest_name, files)
 
     def _build_external_modules(
-        self, source_dir: Path, log: Path, on_line: Callable[[str], None] | None = None
+        self,
+        source_dir: Path,
+        log: Path,
+        on_line: Callable[[str], None] | None = None,
+        dest_name: str = "kbulk-modules",
+        files: list[str] | None = None,
     ) -> tuple[list[Path], LogScan, int]:
         """Build the out-of-tree modules in source_dir against this kernel.
 
-        The sources are copied into the build directory first: kbuild writes
-        its objects next to the sources, and the repository stays clean.
+        The sources are copied into the build directory first (``dest_name`` in it):
+        kbuild writes its objects next to the sources, and the source stays clean.
+        ``files``: copy only these, and write a Kbuild building each named .c/.S as its
+        own module (an in-tree test module of the kernel source, built out of tree);
+        None: the directory's own Makefile/Kbuild and its sources.
         """
-        dest = self.build_dir / "kbulk-modules"
+        dest = self.build_dir / dest_name
         dest.mkdir(parents=True, exist_ok=True)
-        for f in source_dir.iterdir():
-            if f.is_file() and (f.suffix in {".c", ".h"} or f.name in {"Makefile", "Kbuild"}):
-                target = dest / f.name
-                if not target.exists() or target.read_bytes() != f.read_bytes():
-                    shutil.copy2(f, target)
+        if files is None:
+            copied = _copy_sources(source_dir, dest)
+        else:
+            copied = {name: source_dir / name for name in files}
+            kbuild = generated_kbuild(files)
+            copied["Kbuild"] = Path()  # written below, not copied
+            target = dest / "Kbuild"
+            if not target.is_file() or target.read_text() != kbuild:
+                target.write_text(kbuild)
+            for name in files:
+                _copy_if_changed(source_dir / name, dest / name)
+        # A file gone from the source (or from ``files``) must not build on from here.
+        for stale in dest.rglob("*"):
+            rel = stale.relative_to(dest).as_posix()
+            if stale.is_file() and _is_source(stale) and rel not in copied:
+                stale.unlink()
         args = ["make", "-C", str(self.build_dir), f"M={dest}", *self.arch.make_vars()]
         if self.use_ccache and shutil.which("ccache"):
             args.append(f"CC=ccache {self.arch.cross_prefix_for_host()}gcc")
         args += [f"-j{self.jobs}", "modules"]
         rc, scan = self._run(args, log, on_line)
         return sorted(dest.glob("*.ko")), scan, rc
+
+
+_SOURCE_SUFFIXES = frozenset({".c", ".h", ".S"})
+_BUILD_FILES = frozenset({"Makefile", "Kbuild"})
+
+
+def _is_source(path: Path) -> bool:
+    if path.name.endswith(".mod.c"):  # kbuild's own, generated beside the objects
+        return False
+    return path.suffix in _SOURCE_SUFFIXES or path.name in _BUILD_FILES
+
+
+def _copy_if_changed(source: Path, target: Path) -> None:
+    if not target.exists() or target.read_bytes() != source.read_bytes():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source, target)
+
+
+def _copy_sources(source_dir: Path, dest: Path) -> dict[str, Path]:
+    """Sources, headers and Makefile/Kbuild of a module directory (subdirectories too,
+    hidden ones aside), copied when changed; relative name -> source file."""
+    copied: dict[str, Path] = {}
+    for f in sorted(source_dir.rglob("*")):
+        rel = f.relative_to(source_dir)
+        if any(part.startswith(".") for part in rel.parts) or not f.is_file():
+            continue
+        if _is_source(f):
+            _copy_if_changed(f, dest / rel)
+            copied[rel.as_posix()] = f
+    return copied
+
+
+def generated_kbuild(files: list[str]) -> str:
+    """A Kbuild making one module of each .c/.S file (headers are only copied)."""
+    objects = [Path(f).with_suffix(".o").name for f in files if f.endswith((".c", ".S"))]
+    return "# written by kbulk: in-tree sources built as out-of-tree modules\n" + "".join(
+        f"obj-m += {o}\n" for o in objects
+    )

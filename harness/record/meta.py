@@ -18,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.analysis.module_metrics import DeclaredMetric
 from harness.spec import Tradeoff
 
 __all__ = ["HostMeta", "RepsAutoMeta", "RunMeta", "SeriesMeta", "SourceMeta", "utc_now"]
@@ -179,7 +180,8 @@ class RepsAutoMeta:
 _KEYS = (
     "command_line", "host", "started", "mode", "repetitions", "max_reps", "spec",
     "spec_name", "arches", "source_sha256", "parsed_log", "run_id", "created", "complete",
-    "source", "series", "kernel", "kernels", "tradeoffs", "reps_auto", "updated", "finished",
+    "source", "series", "kernel", "kernels", "tradeoffs", "module_metrics", "reps_auto",
+    "updated", "finished",
 )  # fmt: skip
 
 
@@ -215,6 +217,8 @@ class RunMeta:
     max_reps: int | None = None  # with repetitions "auto"
     reps_auto: dict[str, RepsAutoMeta] | None = None  # arch -> the stopping decision
     tradeoffs: list[Tradeoff] | None = None  # declared (run definition, tradeoffs.yaml)
+    # how to judge the metrics of modules read with regex rules (run definition)
+    module_metrics: list[DeclaredMetric] | None = None
     # kbulk parse
     parsed_log: str | None = None
     # keys this version does not know, kept as read
@@ -252,6 +256,11 @@ class RunMeta:
             "tradeoffs": (
                 [t.to_json() for t in self.tradeoffs] if self.tradeoffs is not None else None
             ),
+            "module_metrics": (
+                [d.to_json() for d in self.module_metrics]
+                if self.module_metrics is not None
+                else None
+            ),
             "reps_auto": (
                 {a: d.to_json() for a, d in self.reps_auto.items()}
                 if self.reps_auto is not None
@@ -273,6 +282,7 @@ class RunMeta:
         kernels = _map(data.get("kernels"))
         reps_auto = _map(data.get("reps_auto"))
         tradeoffs = data.get("tradeoffs")
+        module_metrics = data.get("module_metrics")
         repetitions = data.get("repetitions")
         complete = data.get("complete")
         extra = {k: v for k, v in data.items() if k not in _KEYS}
@@ -315,6 +325,16 @@ class RunMeta:
                     if isinstance(item, Mapping) and (t := Tradeoff.from_json(item)) is not None
                 ]
                 if isinstance(tradeoffs, list)
+                else None
+            ),
+            module_metrics=(
+                [
+                    d
+                    for item in module_metrics
+                    if isinstance(item, Mapping)
+                    and (d := DeclaredMetric.from_json(item)) is not None
+                ]
+                if isinstance(module_metrics, list)
                 else None
             ),
             parsed_log=_str(data.get("parsed_log")),

@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.analysis.ktap import TestNode, TestStatus
+from harness.analysis.module_metrics import DeclaredMetric, declared_spec
 from harness.record.meta import RunMeta
 from harness.record.run import ArchRun, CrashReport
 from harness.record.status import SEVERITY, RunStatus
@@ -118,6 +119,8 @@ class MetricDelta:
     overlap: bool | None = None  # sample ranges overlap (None: not decidable)
     rank_p: float | None = None  # Mann-Whitney U (fractions only)
     intended: Tradeoff | None = None  # the declared trade-off this change matches
+    # the run definition's own row for a regex-read module's metric (None: METRICS)
+    declared: MetricSpec | None = None
 
     @property
     def path(self) -> str:
@@ -167,8 +170,9 @@ class MetricDelta:
 
     @property
     def spec(self) -> MetricSpec:
-        """The vocabulary's row for this metric (unit, practical threshold, ...)."""
-        return METRICS.lookup(self.key, self.case)
+        """The vocabulary's row for this metric (unit, practical threshold, ...): the
+        run definition's declaration for a module read with regex rules, if any."""
+        return self.declared or METRICS.lookup(self.key, self.case)
 
     @property
     def pct_change(self) -> float | None:
@@ -267,15 +271,22 @@ def labels(runs: Iterable[ArchRun]) -> dict[tuple[str, str], dict[str, list[str]
     return out
 
 
-def compare_metrics(arch: str, runs_a: list[ArchRun], runs_b: list[ArchRun]) -> list[MetricDelta]:
+def compare_metrics(
+    arch: str,
+    runs_a: list[ArchRun],
+    runs_b: list[ArchRun],
+    declared: Sequence[DeclaredMetric] = (),
+) -> list[MetricDelta]:
+    """``declared``: how to judge the metrics of modules read with regex rules."""
     sa, sb = samples(runs_a), samples(runs_b)
     order = list(sa) + [k for k in sb if k not in sa]  # keep the modules' print order
     deltas = []
     for group, case, key in order:
         a = stats(sa[(group, case, key)]) if (group, case, key) in sa else None
         b = stats(sb[(group, case, key)]) if (group, case, key) in sb else None
-        direction, kind = direction_of(key, case)
-        delta = MetricDelta(arch, group, case, key, direction, kind, a, b)
+        own = declared_spec(declared, group, key)
+        direction, kind = (own.better, own.kind) if own else direction_of(key, case)
+        delta = MetricDelta(arch, group, case, key, direction, kind, a, b, declared=own)
         if a is not None and b is not None and min(a.n, b.n) >= 2:
             delta.overlap = not (a.hi < b.lo or b.hi < a.lo)
             delta.p_value = welch_p(a, b)
@@ -590,6 +601,7 @@ class Comparison:
     forced: bool = False
     command_line: list[str] = field(default_factory=list)
     tradeoffs: list[Tradeoff] = field(default_factory=list)  # declared by the series
+    declared: list[DeclaredMetric] = field(default_factory=list)  # regex-read modules' metrics
 
     @property
     def mismatches(self) -> list[Difference]:
@@ -644,6 +656,17 @@ def declared_tradeoffs(side: Side) -> list[Tradeoff]:
     return list(found.values())
 
 
+def declared_metrics(*sides: Side) -> list[DeclaredMetric]:
+    """How the run definitions said to judge their regex-read modules' metrics (the
+    patched side's first), each (module, metric) once."""
+    found: dict[tuple[str, str], DeclaredMetric] = {}
+    for side in sides:
+        for loaded in side.runs:
+            for d in loaded.meta.module_metrics or []:
+                found.setdefault((d.module, d.metric), d)
+    return list(found.values())
+
+
 def compare(
     baseline: Side,
     patched: Side,
@@ -667,6 +690,7 @@ def compare(
         forced=force,
         command_line=list(command_line),
         tradeoffs=list(declared_tradeoffs(patched) if tradeoffs is None else tradeoffs),
+        declared=declared_metrics(patched, baseline),
     )
     for arch in [a for a in arches_a if a in arches_b]:
         a, b = baseline.for_arch(arch), patched.for_arch(arch)
@@ -677,7 +701,7 @@ def compare(
                 arch,
                 a,
                 b,
-                compare_metrics(arch, runs_a, runs_b),
+                compare_metrics(arch, runs_a, runs_b, result.declared),
                 compare_tests(runs_a, runs_b),
                 new,
                 gone,

@@ -308,13 +308,13 @@ def _arch_sections(arch: ArchComparison, tcg: bool) -> list[Section]:
     out += _metric_section(
         time_title + (" - TCG, not hardware figures" if tcg else ""),
         by_kind.get(Kind.TIME, []),
-        lambda m: m.key in HEADLINE_TIME_KEYS or m.significant,
+        lambda m: m.key in HEADLINE_TIME_KEYS or m.significant or m.declared is not None,
         as_ratio=True,
     )
     out += _metric_section(
         "Throughput in a fixed duration (depends on host speed)",
         by_kind.get(Kind.THROUGHPUT, []),
-        lambda m: m.significant,
+        lambda m: m.significant or m.declared is not None,
         as_ratio=True,
     )
     return out + _full_tables(arch)
@@ -368,18 +368,28 @@ def _intended_section(cmp: Comparison) -> list[Section]:
     ])]  # fmt: skip
 
 
-def _threshold_section() -> Section:
+def _threshold_section(cmp: Comparison) -> Section:
     rows = [
         [s.name, s.unit, str(s.better), str(s.kind), threshold_text(s)]
         for s in METRICS.specs
         if s.name != "*" and s.kind is not Kind.INFO
     ]
-    return Section("Practical-significance thresholds", 2, [
+    blocks: list[Block] = [
         Para("A significant change smaller than its metric's threshold is 'within threshold'. "
              "Fractions (fill/partial/failed rates) use percentage points; others relative "
              "change. First matching pattern wins."),
         Table(["metric pattern", "unit", "direction", "kind", "threshold"], rows),
-    ])  # fmt: skip
+    ]  # fmt: skip
+    if cmp.declared:
+        own = [[f"{d.module}: {d.metric}", d.unit, str(d.better), str(d.kind),
+                threshold_text(d.spec), d.source] for d in cmp.declared]  # fmt: skip
+        blocks += [
+            Para("Metrics of out-of-tree modules read with regular expressions, as their "
+                 "run definition declares them:"),
+            Table(["module: metric", "unit", "direction", "kind", "threshold", "declared at"],
+                  own),
+        ]  # fmt: skip
+    return Section("Practical-significance thresholds", 2, blocks)
 
 
 def _headline_section(cmp: Comparison) -> list[Section]:
@@ -504,5 +514,5 @@ def build_document(cmp: Comparison) -> Document:
     sections.append(Section("Kernel images", 2, [images]))
     sections.append(Section("Reproduce", 2, [Code(_reproduce_lines(cmp))]))
     sections.append(Section("Metric directions", 2, [Bullets(_direction_lines())]))
-    sections.append(_threshold_section())
+    sections.append(_threshold_section(cmp))
     return Document(_title(cmp), intro, sections)
