@@ -34,9 +34,12 @@ from harness.record.status import RunStatus
 
 _WARNING = re.compile(r"(?:^|\s)(?:[^\s:]+:\d+:\d+: )?warning: ")
 _ERROR = re.compile(
-    r"(?:^[^\s:]+:\d+:\d+: (?:fatal )?error: |^make\[\d+\]: \*\*\* |^ld: .*error|Error \d+$)"
+    r"(?:^[^\s:]+:\d+:\d+: (?:fatal )?error: |^make\[\d+\]: \*\*\* |^ld: .*error|Error \d+$"
+    r"|^ERROR: modpost: )"
 )
-_COMPILER_ERROR = re.compile(r"^\S+:\d+:\d+: (?:fatal )?error: ")
+# The tool's own message (the compiler's, or modpost's "undefined!" for a symbol the
+# kernel does not export): the cause, which beats make's "Error 1" summary.
+_COMPILER_ERROR = re.compile(r"^(?:\S+:\d+:\d+: (?:fatal )?error: |ERROR: modpost: )")
 _STORAGE = re.compile(r"No space left on device|Read-only file system|Disk quota exceeded")
 # A tool make ran is missing ("/bin/sh: 1: flex: not found"): the cause, not make's summary.
 _TOOL_MISSING = re.compile(r"^(?:/bin/(?:ba)?sh: (?:line )?\d+: )?\S+: (?:command )?not found$")
