@@ -40,6 +40,7 @@ def to_json(cmp: Comparison) -> dict[str, Any]:
         "improvements": [f"{m.arch}: {m.path}" for m in cmp.improvements()],
         "within_threshold": [f"{m.arch}: {m.path}" for m in cmp.within_threshold()],
         "tradeoffs": [t.to_json() for t in cmp.tradeoffs],
+        "module_metrics": [d.to_json() for d in cmp.declared],
         "not_counted_tcg": cmp.uncounted(),
         "baseline": side(cmp.baseline),
         "patched": side(cmp.patched),
