@@ -456,10 +456,13 @@ def _reps_lines(cmp: Comparison) -> list[str]:
     return list(lines)
 
 
-def _direction_lines() -> list[str]:
-    """LKP-style "which way is better", one line per direction (first match wins)."""
+def _direction_lines(cmp: Comparison) -> list[str]:
+    """LKP-style "which way is better", one line per direction (first match wins);
+    the run definition's declarations for regex-read modules come first."""
+    own = [f"{d.module}.*.{d.metric}: {d.better} (declared at {d.source or '?'})"
+           for d in cmp.declared]  # fmt: skip
     lines = [f"{d}: {', '.join(METRICS.named(d))}" for d in Direction]
-    return [*lines, "anything else: neutral (parameters, environment)"]
+    return [*own, *lines, "anything else: neutral (parameters, environment)"]
 
 
 def build_document(cmp: Comparison) -> Document:
@@ -513,6 +516,6 @@ def build_document(cmp: Comparison) -> Document:
     images = Table(["side", "arch", "kernel", "sha256"], _images(cmp))
     sections.append(Section("Kernel images", 2, [images]))
     sections.append(Section("Reproduce", 2, [Code(_reproduce_lines(cmp))]))
-    sections.append(Section("Metric directions", 2, [Bullets(_direction_lines())]))
+    sections.append(Section("Metric directions", 2, [Bullets(_direction_lines(cmp))]))
     sections.append(_threshold_section(cmp))
     return Document(_title(cmp), intro, sections)
