@@ -50,6 +50,10 @@ BETTER = {"higher": Direction.HIGHER, "lower": Direction.LOWER, "neutral": Direc
 KINDS = {str(k): k for k in Kind}
 _MODULE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,54}$")
 _SOURCE_FILE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.+-]*\.[chS]$")
+SOURCES_ONLY_KERNEL = (
+    f"'sources' is for a {KERNEL_PREFIX}<dir> module directory; "
+    "a directory of your own builds with its Makefile or Kbuild"
+)
 _GROUP_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -116,8 +120,7 @@ def parse_entry_extras(
             r,
             entry,
             f"{label}.sources",
-            f"'sources' is for a {KERNEL_PREFIX}<dir> module directory; "
-            "a directory of your own builds with its Makefile or Kbuild",
+            SOURCES_ONLY_KERNEL,
         )
     if "load_rc" in entry:
         extras.load_rc = _load_rc(r, entry, label)
@@ -169,8 +172,7 @@ def _source(
             r,
             entry,
             f"{label}.sources",
-            f"'sources' is for a {KERNEL_PREFIX}<dir> module directory; "
-            "a directory of your own builds with its Makefile or Kbuild",
+            SOURCES_ONLY_KERNEL,
         )
     path = Path(value).expanduser()
     path = path if path.is_absolute() else (spec_dir / path).resolve()
