@@ -322,3 +322,15 @@ def test_generated_kbuild_and_modpost_errors() -> None:
     ]:
         scan.feed(line)
     assert scan.first_error.startswith('ERROR: modpost: "__vmalloc_node_noprof"')
+
+
+def test_summary_shows_regex_read_modules(tmp_path: Path) -> None:
+    from harness.report.summary import render_summary
+
+    declared, rules = vmalloc_spec(tmp_path)
+    run = ArchRun("x86_64", "k", RunStatus.PASS, metrics=regex_metrics(CONSOLE, rules))
+    text = render_summary([run], RunMeta(module_metrics=declared))
+    assert "test_vmalloc (read with the run definition's regular expressions):" in text
+    assert "| vm_map_ram_test        | 20450    | -         |" in text
+    assert "| all_tests              | -        | 812345678 |" in text
+    assert "regular expressions" not in render_summary([run], RunMeta())

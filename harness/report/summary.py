@@ -47,6 +47,20 @@ def _module_metrics(metrics: list[Metric], suite: str) -> dict[str, dict[str, fl
     return cases
 
 
+def _declared_tables(run: ArchRun, meta: RunMeta) -> list[str]:
+    """One table per module read with the run definition's regular expressions."""
+    out: list[str] = []
+    for module in dict.fromkeys(d.module for d in meta.module_metrics or []):
+        cases = _module_metrics(run.metrics, module)
+        keys = list(dict.fromkeys(k for v in cases.values() for k in v))
+        if not cases:
+            continue
+        rows = [[case, *(_fmt(v.get(k)) for k in keys)] for case, v in cases.items()]
+        out += [f"{module} (read with the run definition's regular expressions):", ""]
+        out += [markdown_table(["case", *keys], rows), ""]
+    return out
+
+
 def _arch_section(run: ArchRun) -> list[str]:
     out = [f"## {run.arch}: {run.status.value.upper()}", ""]
     accel = run.accelerator or "-"
@@ -109,7 +123,7 @@ def render_summary(runs: list[ArchRun], meta: RunMeta) -> str:
     if failed:
         out += ["Failed or crashed tests:", ""] + [f"- {a}: {t}" for a, t in failed] + [""]
     for run in runs:
-        out += _arch_section(run)
+        out += _arch_section(run) + _declared_tables(run, meta)
     return "\n".join(out) + "\n"
 
 
