@@ -331,6 +331,6 @@ def test_summary_shows_regex_read_modules(tmp_path: Path) -> None:
     run = ArchRun("x86_64", "k", RunStatus.PASS, metrics=regex_metrics(CONSOLE, rules))
     text = render_summary([run], RunMeta(module_metrics=declared))
     assert "test_vmalloc (read with the run definition's regular expressions):" in text
-    assert "| vm_map_ram_test        | 20450    | -         |" in text
-    assert "| all_tests              | -        | 812345678 |" in text
+    assert "| vm_map_ram_test     | 20450    | -         |" in text
+    assert "| all_tests           | -        | 812345678 |" in text
     assert "regular expressions" not in render_summary([run], RunMeta())
