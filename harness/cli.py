@@ -181,6 +181,9 @@ def _add_parse(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--arch", default="unknown", help="architecture label for the results")
     p.add_argument("--json", type=Path, help="write results.json here")
     p.add_argument("--junit", type=Path, help="write JUnit XML here")
+    p.add_argument("--spec", type=Path, default=None,
+                   help="run definition whose modules' regex rules and load_rc apply "
+                   "(out-of-tree modules); default: KTAP only")  # fmt: skip
     p.add_argument("--max-bytes", type=_size, default=DEFAULT_MAX_BYTES, metavar="SIZE",
                    help="read at most this much of the log (e.g. 64M, 1G); the rest is not "
                    "read and the run is infra_error; default: 64M")  # fmt: skip
@@ -411,8 +414,15 @@ def cmd_parse(args: argparse.Namespace, reporter: Reporter) -> int:
 
 
 def _parse(args: argparse.Namespace, reporter: Reporter, read: ConsoleFile) -> int:
+    spec = None
+    if args.spec is not None:
+        try:
+            spec = load_spec(args.spec, REPO_ROOT)
+        except SpecError as e:
+            reporter.error(str(e))
+            return 2
     try:
-        run = run_from_console(args.arch, read, str(args.log))
+        run = run_from_console(args.arch, read, str(args.log), spec)
         if run.ktap is not None and read.warnings:
             run.ktap.warnings[:0] = read.warnings
         if read.cut_at is not None:
@@ -422,6 +432,8 @@ def _parse(args: argparse.Namespace, reporter: Reporter, read: ConsoleFile) -> i
                 f"only its start; {run.message}"
             )
         meta = RunMeta(command_line=list(sys.argv), parsed_log=str(args.log))
+        if spec is not None:
+            meta.module_metrics = spec.declared_metrics or None
         if args.json:
             write_json(args.json, [run], meta)
         if args.junit:

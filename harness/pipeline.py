@@ -519,9 +519,16 @@ def validate_suites(glob: str) -> str:
     return glob
 
 
-def run_from_console(arch: str, lines: Collection[str], console_log: str) -> ArchRun:
-    """`kbulk parse`: the run record of a saved console (how it ended is unknown)."""
-    found = analyze(lines, None, [])
+def run_from_console(
+    arch: str, lines: Collection[str], console_log: str, spec: RunSpec | None = None
+) -> ArchRun:
+    """`kbulk parse`: the run record of a saved console (how it ended is unknown);
+    with ``spec``, its modules' regex rules and expected load statuses apply."""
+    found = analyze(
+        lines, None, [],
+        rules={m.name: m.rules for m in spec.modules if m.rules} if spec else None,
+        load_rc={m.name: m.load_rc for m in spec.modules if m.load_rc} if spec else None,
+    )  # fmt: skip
     return ArchRun(
         arch, "unknown", found.status, ktap=found.ktap, crashes=found.crashes,
         metrics=found.metrics, message=found.message, module_steps=found.module_steps,

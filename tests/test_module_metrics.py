@@ -334,3 +334,28 @@ def test_summary_shows_regex_read_modules(tmp_path: Path) -> None:
     assert "| vm_map_ram_test     | 20450    | -         |" in text
     assert "| all_tests           | -        | 812345678 |" in text
     assert "regular expressions" not in render_summary([run], RunMeta())
+
+
+def test_parse_applies_a_run_definitions_rules(tmp_path: Path) -> None:
+    """`kbulk parse --spec`: the same rules and load status as the live run; without
+    it the module's -EAGAIN is a failed load and its lines are not metrics."""
+    import json
+
+    from harness.cli import main
+
+    console = tmp_path / "console.log"
+    console.write_text("\n".join(CONSOLE) + "\n")
+    text = entry("      dir: kernel:lib\n      load_rc: -EAGAIN\n" + VMALLOC_RULES)
+    spec = write(tmp_path, text.replace("mymod", "test_vmalloc"))
+    out = tmp_path / "r.json"
+    assert main(["parse", str(console), "--spec", str(spec), "--json", str(out)]) == 0
+    data = json.loads(out.read_text())
+    (run,) = data["runs"]
+    assert [m["values"] for m in run["metrics"] if m["test_path"] == ["test_vmalloc"]][-1] == {
+        "cycles": 812345678
+    }
+    assert [d["metric"] for d in data["meta"]["module_metrics"]] == ["avg_usec", "cycles"]
+    assert main(["parse", str(console), "--json", str(out)]) == 1  # rc=-11: a failed load
+    assert json.loads(out.read_text())["runs"][0]["metrics"] == []
+    bad = write(tmp_path, "modules:\n  load:\n    - {name: x, load_rc: 5}\n", "bad.yaml")
+    assert main(["parse", str(console), "--spec", str(bad)]) == 2
