@@ -65,7 +65,9 @@ class ModuleSource:
     path: Path | None = None
     kernel_dir: str | None = None
     files: tuple[str, ...] = ()
-    where: str = ""  # file:line of the entry's ``dir``
+    # file:line of the entry's ``dir``; not part of the identity: two entries naming
+    # the same directory build it once
+    where: str = field(default="", compare=False)
 
     @property
     def label(self) -> str:

@@ -359,3 +359,20 @@ def test_parse_applies_a_run_definitions_rules(tmp_path: Path) -> None:
     assert json.loads(out.read_text())["runs"][0]["metrics"] == []
     bad = write(tmp_path, "modules:\n  load:\n    - {name: x, load_rc: 5}\n", "bad.yaml")
     assert main(["parse", str(console), "--spec", str(bad)]) == 2
+
+
+def test_one_directory_named_twice_is_one_source(tmp_path: Path) -> None:
+    text = (
+        "modules:\n  load:\n"
+        "    - {name: test_vmalloc, dir: kernel:lib, params: [nr_pages=1]}\n"
+        "    - {name: test_vmalloc, dir: kernel:lib, params: [nr_pages=64]}\n"
+    )
+    spec = load_spec(write(tmp_path, text), tmp_path)
+    first, second = spec.modules
+    assert first.source == second.source  # built once (pipeline: one per distinct source)
+    assert [m.params for m in spec.modules] == [["nr_pages=1"], ["nr_pages=64"]]
+    assert first.source is not None and second.source is not None
+    assert (first.source.where, second.source.where) == (
+        f"{tmp_path / 'run.yaml'}:3",
+        f"{tmp_path / 'run.yaml'}:4",
+    )
