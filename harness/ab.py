@@ -21,7 +21,7 @@ from collections.abc import Collection
 
 from harness.kernel.patches import PatchedTree, apply_series
 from harness.pipeline import Pipeline, kernel_label, obtain_source, patched_tree, series_meta
-from harness.record.meta import RepsAutoMeta
+from harness.record.meta import RepsAutoMeta, SourceMeta
 from harness.record.run import AbSlot, ArchRun
 from harness.record.status import RunStatus, Variant
 from harness.record.store import ResultDir, default_meta
@@ -78,6 +78,7 @@ def run_ab(
     if trees[Variant.PATCHED].series is None:
         reporter.warn("no series: both sides of the A/B run are the same kernel")
     results.meta.kernels = {str(v): kernel_label(t) for v, t in trees.items()}
+    results.meta.source = SourceMeta(source.origin, source.kernel_version, source.checksum)
     results.meta.series = series_meta(trees[Variant.PATCHED])  # the patched side's
     try:
         series_dir = trees[Variant.PATCHED].series

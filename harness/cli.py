@@ -9,11 +9,13 @@ import math
 import os
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 from harness import doctor as doctor_mod
 from harness import seriescheck
 from harness.ab import DEFAULT_MAX_REPS, run_ab
+from harness.analysis.lava_log import LavaLogError, extract_console, looks_like_lava
 from harness.analysis.reader import DEFAULT_MAX_BYTES, ConsoleFile, spool
 from harness.boot.accel import probe_cache
 from harness.compare_cmd import run_compare
@@ -612,19 +614,34 @@ def _print_summary(reporter: Reporter, runs: list[ArchRun]) -> None:
 
 
 def cmd_parse(args: argparse.Namespace, reporter: Reporter) -> int:
-    spooled: Path | None = None
+    spooled: list[Path] = []
     try:
         try:
+            log: Path = args.log
             if str(args.log) == "-":  # read more than once: kept on disk, not in memory
-                spooled = spool(sys.stdin.buffer, args.max_bytes)
-            read = ConsoleFile(spooled or args.log, args.max_bytes)
+                log = spool(sys.stdin.buffer, args.max_bytes)
+                spooled.append(log)
+            if args.format == "lava" or (args.format == "auto" and looks_like_lava(log)):
+                # LAVA's log wraps each console line in a record: the console is its
+                # target lines, parsed exactly as a local boot's console
+                fd, name = tempfile.mkstemp(prefix="kbulk-lava-", suffix=".log")
+                os.close(fd)
+                console = Path(name)
+                spooled.append(console)
+                lines = extract_console(log, console, args.max_bytes)
+                reporter.info(f"{args.log}: LAVA job log, {lines} console lines")
+                log = console
+            read = ConsoleFile(log, args.max_bytes)
         except OSError as e:
             reporter.error(f"{args.log}: {e.strerror}")
             return 2
+        except LavaLogError as e:
+            reporter.error(f"{args.log}: {e}")
+            return 2
         return _parse(args, reporter, read)
     finally:
-        if spooled is not None:
-            spooled.unlink(missing_ok=True)
+        for path in spooled:
+            path.unlink(missing_ok=True)
 
 
 def _parse(args: argparse.Namespace, reporter: Reporter, read: ConsoleFile) -> int:

@@ -10,15 +10,13 @@ temporary directory, removed by the next run of the same cell.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import os
 import secrets
 import shutil
 from dataclasses import replace
 from pathlib import Path
 
 from harness.ab import run_ab
+from harness.fsutil import swap_in_dir
 from harness.paths import REPO_ROOT
 from harness.pipeline import Pipeline, RunOptions
 from harness.progress import Reporter
@@ -30,7 +28,7 @@ from harness.scale.plan import Cell, Plan
 
 __all__ = ["run_cell"]
 
-_TMP_MARK = ".tmp-"
+_TMP_MARK = ".tmp-"  # <parent>/.<name>.tmp-<random>: a cell being written
 
 
 def _cell_options(base: RunOptions, plan: Plan, cell: Cell, path: Path) -> RunOptions:
@@ -66,43 +64,5 @@ def run_cell(
         results, status = run_ab(pipeline, plan.inputs.reps, slots={slot})
     else:
         results, status = pipeline.run()
-    _swap_in(results.path, out)
+    swap_in_dir(results.path, out)
     return out, status
-
-
-def _swap_in(new: Path, target: Path) -> None:
-    """Make ``new`` be ``target``; an existing ``target`` is replaced, never half-way."""
-    if target.exists() and _exchange(new, target):
-        shutil.rmtree(new)  # now holds the previous run
-        return
-    if target.exists():  # no renameat2: move the old one aside first
-        old = target.parent / f".{target.name}{_TMP_MARK}old-{secrets.token_hex(3)}"
-        os.rename(target, old)
-        os.rename(new, target)
-        shutil.rmtree(old)
-        return
-    os.rename(new, target)
-
-
-_RENAME_EXCHANGE = 2
-_AT_FDCWD = -100
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Atomically swap two paths (Linux renameat2); False where it is not available."""
-    libc_name = ctypes.util.find_library("c")
-    if libc_name is None:
-        return False
-    libc = ctypes.CDLL(libc_name, use_errno=True)
-    renameat2 = getattr(libc, "renameat2", None)
-    if renameat2 is None:
-        return False
-    rc = renameat2(
-        _AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), ctypes.c_uint(_RENAME_EXCHANGE)
-    )
-    if rc != 0:
-        errno = ctypes.get_errno()
-        if errno in (22, 38, 95):  # EINVAL, ENOSYS, EOPNOTSUPP: filesystem cannot
-            return False
-        raise OSError(errno, os.strerror(errno), str(b))
-    return True

@@ -16,12 +16,14 @@ summary.md.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
-from harness.fsutil import atomic_write_text
+from harness.fsutil import atomic_write_text, swap_in_dir
 from harness.record.junit import write_junit
 from harness.record.meta import MergeMeta, RunMeta, utc_now
 from harness.record.run import ArchRun
@@ -87,33 +89,49 @@ def _host_kind(meta: RunMeta) -> dict[str, object]:
     return {"machine": host.machine, "cpus": host.cpus, "platform": host.platform}
 
 
+def _host_field(name: str, cell: CellDir) -> object:
+    return _host_kind(cell.meta)[name]
+
+
+def _source_field(name: str, cell: CellDir) -> object:
+    return getattr(cell.meta.source, name, None)
+
+
+def _odd_ones(cells: list[CellDir], field: str, value: Callable[[CellDir], object]) -> list[str]:
+    """Cells whose ``field`` differs from the value most cells have (the first cell's
+    on a tie), each named with both values."""
+    values = [value(c) for c in cells]
+    counts: dict[str, int] = {}
+    for v in values:
+        counts[repr(v)] = counts.get(repr(v), 0) + 1
+    common = max(counts.values())
+    reference = next(v for v in values if counts[repr(v)] == common)
+    holders = [c for c, v in zip(cells, values, strict=True) if v == reference]
+    return [
+        f"{cell.path}: {field} = {v!r} differs from {reference!r} "
+        f"({len(holders)} of {len(cells)} cells, e.g. {holders[0].path})"
+        for cell, v in zip(cells, values, strict=True)
+        if v != reference
+    ]
+
+
 def check_cells(cells: list[CellDir]) -> list[str]:
     """Every reason these cells are not one run, each naming a cell directory and a field."""
     problems: list[str] = []
     first = cells[0]
-
-    def differs(cell: CellDir, field: str, mine: object, theirs: object) -> None:
-        problems.append(f"{cell.path}: {field} = {mine!r} differs from {theirs!r} in {first.path}")
-
     seen: dict[str, Path] = {}
     for cell in cells:
-        assert cell.meta.cell is not None and first.meta.cell is not None
         if cell.cell_id in seen:
             problems.append(f"{cell.path}: cell {cell.cell_id} is also {seen[cell.cell_id]}")
         seen[cell.cell_id] = cell.path
-        if cell.meta.cell.plan_id != first.meta.cell.plan_id:
-            differs(cell, "meta.cell.plan_id", cell.meta.cell.plan_id, first.meta.cell.plan_id)
         if cell.meta.complete is not True:
             problems.append(f"{cell.path}: incomplete (meta.complete is not true): rerun the cell")
-        for name, value in _host_kind(cell.meta).items():
-            if value != _host_kind(first.meta)[name]:
-                differs(cell, f"meta.host.{name}", value, _host_kind(first.meta)[name])
-        for name in ("origin", "version", "sha256"):
-            ours = getattr(cell.meta.source, name, None)
-            if ours != getattr(first.meta.source, name, None):
-                differs(cell, f"meta.source.{name}", ours, getattr(first.meta.source, name, None))
-        if cell.meta.spec_name != first.meta.spec_name:
-            differs(cell, "meta.spec_name", cell.meta.spec_name, first.meta.spec_name)
+    problems += _odd_ones(cells, "meta.cell.plan_id", lambda c: c.meta.cell and c.meta.cell.plan_id)
+    for name in ("machine", "cpus", "platform"):
+        problems += _odd_ones(cells, f"meta.host.{name}", partial(_host_field, name))
+    for name in ("origin", "version", "sha256"):
+        problems += _odd_ones(cells, f"meta.source.{name}", partial(_source_field, name))
+    problems += _odd_ones(cells, "meta.spec_name", lambda c: c.meta.spec_name)
     # The same series (or prefix) must be the same patches in every cell using it.
     by_series: dict[tuple[str | None, int | None], CellDir] = {}
     for cell in cells:
@@ -198,7 +216,8 @@ def merge_cells(
     argv: list[str] | None = None,
     warn: Callable[[str], None] = print,
 ) -> tuple[ResultDir, RunStatus]:
-    """Merge cell directories into ``out`` (must not exist yet); the worst status."""
+    """Merge cell directories into ``out`` (an earlier merge there is replaced
+    atomically, as a cell directory is); the merged directory and the worst status."""
     cells = load_cells(dirs)
     problems = check_cells(cells)
     if problems and not force:
@@ -224,7 +243,9 @@ def merge_cells(
         warnings=[f"merged with --force: {p}" for p in problems],
     )
     meta = merged_meta(cells, argv or [], merge)
-    results = ResultDir.at(out, meta=meta)
+    out = out.absolute()
+    tmp = out.parent / f".{out.name}.tmp-{secrets.token_hex(3)}"
+    results = ResultDir.at(tmp, meta=meta, run_id=out.name)
     runs: list[ArchRun] = []
     for cell in cells:
         prefix = Path("cells") / cell.cell_id
@@ -238,6 +259,8 @@ def merge_cells(
     results.save()
     write_junit(results.junit_xml, runs, run_dir=results.path)
     atomic_write_text(results.path / "summary.md", merge_summary(runs, meta))
+    swap_in_dir(tmp, out)
+    results.path = out
     return results, worst(r.status for r in runs)
 
 
