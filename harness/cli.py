@@ -130,6 +130,9 @@ def _add_plan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
                    help="extra kernel argument (repeatable)")  # fmt: skip
     p.add_argument("--timeout", type=_seconds, metavar="SECONDS", help="overall seconds per boot")
     _add_plan_shape(p)
+    p.add_argument("--plan", type=Path, metavar="FILE",
+                   help="a plan written by `kbulk plan` (-o FILE), in another --format; "
+                   "the plan options are then its own")  # fmt: skip
     p.add_argument("--format", choices=["json", "gitlab", "github", "lava"], default="json",
                    help="json: the plan; gitlab: a child pipeline (a job per cell + merge); "
                    "github: a strategy.matrix; lava: a qemu job definition per cell")  # fmt: skip

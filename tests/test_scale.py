@@ -325,3 +325,13 @@ def test_cell_directory_is_swapped_in_whole(tmp_path: Path) -> None:
     swap_in_dir(second, target)  # a rerun replaces the complete cell
     assert (target / "results.json").read_text() == "second"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cell"]
+
+
+def test_a_plan_file_is_emitted_in_another_format_as_computed(tmp_path: Path) -> None:
+    plan = tmp_path / "plan.json"
+    assert kbulk("plan", "--spec", AB_SPEC, "--ab", "--reps", "2", "-o", str(plan)).returncode == 0
+    from_file = kbulk("plan", "--plan", str(plan), "--format", "github")
+    direct = kbulk("plan", "--spec", AB_SPEC, "--ab", "--reps", "2", "--format", "github")
+    assert from_file.returncode == 0, from_file.stderr
+    assert from_file.stdout == direct.stdout
+    assert len(json.loads(from_file.stdout)["include"]) == 8

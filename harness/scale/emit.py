@@ -71,6 +71,7 @@ def gitlab_child(plan: Plan, spec: RunSpec) -> str:
             "CCACHE_MAXSIZE": "2G",
         },
         "default": {
+            "image": "debian:bookworm",  # ignored by shell runners
             "timeout": timeout,
             "interruptible": True,
             "retry": {"max": 1, "when": ["runner_system_failure", "scheduler_failure"]},
