@@ -277,8 +277,11 @@ def test_mismatched_cell_is_refused_naming_dir_and_field(
     assert meta.merged is not None and meta.merged.forced
     assert any(field in w for w in meta.merged.warnings)
     summary = (merged.path / "summary.md").read_text()
-    assert "merged with --force" in summary or "Warning: cells merged with --force" in summary
+    assert "Warning: cells merged with --force" in summary
     assert field.split(" =")[0] in summary
+    run_compare([merged.path], force=True, info=lambda s: None, error=lambda s: None)
+    report = (merged.path / "report.md").read_text()
+    assert "MERGED WITH --force" in report and field.split(" =")[0] in report
 
 
 def test_missing_duplicate_and_incomplete_cells_are_refused(tmp_path: Path) -> None:
