@@ -34,7 +34,7 @@ from harness.record.run import ArchRun
 from harness.record.status import EXIT_CODES, EXIT_USAGE, RunStatus
 from harness.record.store import ResultDir, write_json
 from harness.scale import emit
-from harness.scale.cell import run_cell
+from harness.scale.cell import build_cell, run_cell
 from harness.scale.merge import MergeError, MergeRefused, merge_cells
 from harness.scale.plan import Plan, PlanError, PlanInputs, make_plan, read_plan, repo_relative
 from harness.spec import RunSpec, SpecError, load_spec
@@ -93,6 +93,9 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--expect-plan", metavar="PLAN_ID",
         help="refuse to run unless the plan's ID is this (the plan job's)",
     )  # fmt: skip
+    cell.add_argument("--build-only", action="store_true",
+                      help="only build: DIR gets the cell's kernel, initramfs.cpio and "
+                      "cmdline, for a lab that boots them (LAVA)")  # fmt: skip
     _add_plan_shape(cell)
 
 
@@ -450,8 +453,17 @@ def _run_options(args: argparse.Namespace, reporter: Reporter) -> RunOptions | N
 def cmd_run(args: argparse.Namespace, reporter: Reporter) -> int:
     if args.cell is not None or args.out is not None:
         return cmd_run_cell(args, reporter)
-    if args.ab or args.reps != 1 or args.baseline or args.plan or args.expect_plan:
-        reporter.error("--ab, --reps, --baseline, --plan and --expect-plan go with --cell")
+    if (
+        args.ab
+        or args.reps != 1
+        or args.baseline
+        or args.plan
+        or args.expect_plan
+        or (args.build_only)
+    ):
+        reporter.error(
+            "--ab, --reps, --baseline, --plan, --expect-plan and --build-only go with --cell"
+        )
         return 2
     opts = _run_options(args, reporter)
     if opts is None:
@@ -552,6 +564,11 @@ def cmd_run_cell(args: argparse.Namespace, reporter: Reporter) -> int:
     opts = _run_options(args, reporter)
     if opts is None:
         return EXIT_USAGE
+    if args.build_only:
+        out, status = build_cell(plan, cell, args.out, opts, reporter)
+        if status is RunStatus.PASS:
+            reporter.info(f"cell {cell.id}: {out} (kernel, initramfs.cpio, cmdline, build.json)")
+        return EXIT_CODES[status]
     out, status = run_cell(plan, cell, args.out, opts, reporter)
     results = ResultDir.open(out)
     _print_summary(reporter, results.runs)
