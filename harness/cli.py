@@ -33,9 +33,6 @@ from harness.record.meta import RunMeta
 from harness.record.run import ArchRun
 from harness.record.status import EXIT_CODES, EXIT_USAGE, RunStatus
 from harness.record.store import ResultDir, write_json
-from harness.scale import emit
-from harness.scale.cell import build_cell, run_cell
-from harness.scale.merge import MergeError, MergeRefused, merge_cells
 from harness.scale.plan import Plan, PlanError, PlanInputs, make_plan, read_plan, repo_relative
 from harness.spec import RunSpec, SpecError, load_spec
 
@@ -508,6 +505,8 @@ def _load_plan(args: argparse.Namespace) -> tuple[Plan, RunSpec]:
 
 
 def cmd_plan(args: argparse.Namespace, reporter: Reporter) -> int:
+    from harness.scale import emit  # only this command needs it
+
     try:
         plan, spec = _load_plan(args)
         if args.format == "lava":
@@ -542,6 +541,8 @@ def cmd_plan(args: argparse.Namespace, reporter: Reporter) -> int:
 
 
 def cmd_run_cell(args: argparse.Namespace, reporter: Reporter) -> int:
+    from harness.scale.cell import build_cell, run_cell
+
     if args.cell is None or args.out is None:
         reporter.error("--cell ID and --out DIR go together")
         return EXIT_USAGE
@@ -577,6 +578,8 @@ def cmd_run_cell(args: argparse.Namespace, reporter: Reporter) -> int:
 
 
 def cmd_merge(args: argparse.Namespace, reporter: Reporter) -> int:
+    from harness.scale.merge import MergeError, MergeRefused, merge_cells
+
     try:
         results, status = merge_cells(
             args.dirs, args.out, force=args.force, argv=sys.argv, warn=reporter.warn

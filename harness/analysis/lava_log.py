@@ -20,7 +20,8 @@ import yaml
 __all__ = ["LavaLogError", "extract_console", "looks_like_lava"]
 
 _PREFIX = b"- {"
-_MAX_RECORD = 1 << 20  # a record longer than this is not a console line; skipped
+_MAX_RECORD = 1 << 20
+_DETECT_BYTES = 1 << 16  # a record longer than this is not a console line; skipped
 
 
 class LavaLogError(ValueError):
@@ -44,11 +45,13 @@ def _record(line: bytes) -> dict[str, Any] | None:
 
 
 def looks_like_lava(path: Path) -> bool:
-    """The first non-empty line is a LAVA log record."""
+    """The first non-empty line is a LAVA log record (only the file's first 64 KiB
+    are read: an endless input such as /dev/zero is not a log to detect)."""
     with open(path, "rb") as fh:
-        for line in fh:
-            if line.strip():
-                return len(line) <= _MAX_RECORD and _record(line) is not None
+        head = fh.read(_DETECT_BYTES)
+    for line in head.splitlines():
+        if line.strip():
+            return _record(line) is not None
     return False
 
 
