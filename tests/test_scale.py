@@ -202,6 +202,9 @@ def split_into_cells(whole: Path, root: Path, plan_id: str = "abc123abc123") -> 
         cell.mkdir(parents=True)
         cell_meta = replace(meta, complete=True, run_id=cell_id)
         cell_meta.cell = CellMeta(cell_id, plan_id, ids, "patches/v7.2")
+        if run.console_log is not None:  # the fixture keeps no logs: one of its own
+            (cell / run.console_log).parent.mkdir(parents=True, exist_ok=True)
+            (cell / run.console_log).write_text(f"console of {cell_id}\n")
         write_json(cell / "results.json", [run], cell_meta)
         dirs.append(cell)
     return dirs
@@ -229,6 +232,9 @@ def test_merged_cells_compare_exactly_as_the_whole_run(tmp_path: Path, no_fsync:
     assert compare_json(merged.path) == compare_json(whole)
     assert (merged.path / "junit.xml").is_file()
     assert "4 cells" in (merged.path / "summary.md").read_text()
+    for run, cell in zip(runs, cells, strict=True):
+        assert run.console_log == f"cells/{cell.name}/{run.arch}/{Path(run.console_log).name}"
+        assert (merged.path / run.console_log).read_text() == f"console of {cell.name}\n"
 
 
 def _edit(cell: Path, change: object) -> None:

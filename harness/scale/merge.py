@@ -249,7 +249,7 @@ def merge_cells(
     runs: list[ArchRun] = []
     for cell in cells:
         prefix = Path("cells") / cell.cell_id
-        _copy_tree(cell.path, out / prefix)
+        _copy_tree(cell.path, tmp / prefix)
         for run in cell.runs:
             log = (prefix / run.console_log).as_posix() if run.console_log else None
             runs.append(replace(run, console_log=log))
