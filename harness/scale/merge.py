@@ -173,8 +173,10 @@ def check_cells(cells: list[CellDir]) -> list[str]:
 
 
 def merged_meta(cells: list[CellDir], argv: list[str], merge: MergeMeta) -> RunMeta:
-    """The first cell's meta (plan inputs, source, series, kernels, trade-offs are the
-    plan's), with the arches of all cells and the merge recorded."""
+    """The first cell's meta (plan inputs, source, kernels, trade-offs are the plan's),
+    with the arches of all cells and the merge recorded. ``series`` is kept only when
+    every cell applied the same one (A/B cells all record the patched side's); a run
+    plan over several series or prefixes has each cell's in ``merged.cells``."""
     base = replace(cells[0].meta)
     arches: list[str] = []
     for cell in cells:
@@ -191,6 +193,8 @@ def merged_meta(cells: list[CellDir], argv: list[str], merge: MergeMeta) -> RunM
     for cell in cells:
         base.kernels.update(cell.meta.kernels or {})
     base.kernels = base.kernels or None
+    if len({c.meta.series.sha256 if c.meta.series else None for c in cells}) > 1:
+        base.series, base.kernel = None, None
     return base
 
 
@@ -236,6 +240,7 @@ def merge_cells(
                 "dir": str(c.path),
                 "run_id": c.meta.run_id,
                 "hostname": c.meta.host.hostname if c.meta.host else None,
+                "series_sha256": c.meta.series.sha256 if c.meta.series else None,
             }
             for c in cells
         ],
