@@ -278,8 +278,12 @@ def merge_summary(runs: list[ArchRun], meta: RunMeta) -> str:
             head += [f"- {w.removeprefix('merged with --force: ')}" for w in meta.merged.warnings]
             head.append("")
         plan = meta.merged.plan_id or "several"
-        head.append(f"- plan: {plan}, {len(meta.merged.cells)} cells: "
-                    + ", ".join(str(c["id"]) for c in meta.merged.cells))  # fmt: skip
+        head.append(f"- plan {plan}, {len(meta.merged.cells)} cells:")
+        for cell in meta.merged.cells:
+            series = str(cell.get("series_sha256") or "none")[:12]
+            head.append(f"  - {cell['id']} (series {series}, host {cell.get('hostname')})")
+        if meta.series is None:
+            head.append("- the cells applied different series: each run's kernel says which")
         head.append("")
     body = render_summary(runs, meta)
     return "\n".join(head) + "\n" + body.removeprefix("# kbulk run summary\n")
