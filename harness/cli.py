@@ -540,6 +540,25 @@ def cmd_plan(args: argparse.Namespace, reporter: Reporter) -> int:
     return 0
 
 
+def plan_run_args(args: argparse.Namespace, plan: Plan) -> argparse.Namespace:
+    """`kbulk run` arguments for a cell: the plan's inputs (a --plan file's, not the
+    command line's defaults), the cell's own series set by run_cell."""
+    inputs = plan.inputs
+    return argparse.Namespace(
+        **{
+            **vars(args),
+            "spec": REPO_ROOT / inputs.spec,
+            "suites": inputs.suites,
+            "no_modules": not inputs.modules,
+            "accel": inputs.accel,
+            "cmdline": list(inputs.cmdline),
+            "timeout": inputs.timeout,
+            "series_list": None,
+            "upto_list": None,
+        }
+    )
+
+
 def cmd_run_cell(args: argparse.Namespace, reporter: Reporter) -> int:
     from harness.scale.cell import build_cell, run_cell
 
@@ -561,8 +580,7 @@ def cmd_run_cell(args: argparse.Namespace, reporter: Reporter) -> int:
             "run definition, a series or the options changed since the plan was made)"
         )
         return EXIT_USAGE
-    args.series_list, args.upto_list = None, None  # the cell's own, below
-    opts = _run_options(args, reporter)
+    opts = _run_options(plan_run_args(args, plan), reporter)
     if opts is None:
         return EXIT_USAGE
     if args.build_only:

@@ -344,3 +344,28 @@ def test_a_plan_file_is_emitted_in_another_format_as_computed(tmp_path: Path) ->
     assert from_file.returncode == 0, from_file.stderr
     assert from_file.stdout == direct.stdout
     assert len(json.loads(from_file.stdout)["include"]) == 8
+
+
+def test_a_cell_from_a_plan_file_runs_with_the_plans_options(tmp_path: Path) -> None:
+    """`kbulk run --plan FILE --cell ID` takes the run definition and options from the
+    plan, not the command line's defaults (configs/default.yaml, all suites)."""
+    from harness.cli import _run_options, build_parser, plan_run_args
+    from harness.progress import Reporter
+
+    plan_file = tmp_path / "plan.json"
+    args = ["--spec", KUNIT_SPEC, "--arch", "x86_64", "--no-modules", "--suites", "x*",
+            "--cmdline", "no_timer_check", "--timeout", "99"]  # fmt: skip
+    assert kbulk("plan", *args, "-o", str(plan_file)).returncode == 0
+    parser = build_parser()
+    from_file = parser.parse_args(["run", "--plan", str(plan_file), "--cell", "run-x86_64-series",
+                                   "--out", str(tmp_path / "c")])  # fmt: skip
+    recomputed = parser.parse_args(["run", "--cell", "run-x86_64-series", "--out",
+                                    str(tmp_path / "c"), *args])  # fmt: skip
+    plan = read_plan(plan_file)
+    opts = [_run_options(plan_run_args(a, plan), Reporter(quiet=True))
+            for a in (from_file, recomputed)]  # fmt: skip
+    assert opts[0] is not None and opts[1] is not None
+    for o in opts:
+        assert o.spec.path == REPO_ROOT / KUNIT_SPEC and o.suites == "x*" and not o.modules
+        assert o.extra_cmdline == ["no_timer_check"] and o.spec.boot.timeout == 99
+    assert opts[0].spec == opts[1].spec
