@@ -369,3 +369,16 @@ def test_a_cell_from_a_plan_file_runs_with_the_plans_options(tmp_path: Path) -> 
         assert o.spec.path == REPO_ROOT / KUNIT_SPEC and o.suites == "x*" and not o.modules
         assert o.extra_cmdline == ["no_timer_check"] and o.spec.boot.timeout == 99
     assert opts[0].spec == opts[1].spec
+
+
+def test_a_plan_over_gitlabs_needs_limit_merges_after_the_cells_stage(tmp_path: Path) -> None:
+    """GitLab allows 50 `needs` per job: 52 cells are merged by stage order instead."""
+    child = tmp_path / "child.yml"
+    proc = kbulk("plan", "--spec", AB_SPEC, "--ab", "--reps", "13", "--format", "gitlab",
+                 "-o", str(child))  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    jobs = yaml.safe_load(child.read_text())
+    assert sum(1 for v in jobs.values() if isinstance(v, dict) and v.get("stage") == "cells") == 52
+    assert "needs" not in jobs["merge"] and jobs["stages"].index("merge") > 0
+    small = yaml.safe_load((DATA / "golden" / "ab-reps2.gitlab-ci.yml").read_text())
+    assert len(small["merge"]["needs"]) == 8
