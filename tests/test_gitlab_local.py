@@ -8,8 +8,8 @@ the whole series they pass.
 
 gitlab-ci-local 4.74 and later crash on Node 20 (Set.union); 4.73.0 is
 installed with npm into ~/.cache/kbulk/npm on first use. Without node or npm
-the test is skipped with the install line. About 2 minutes with warm kernel
-builds (two KUnit boots under TCG, one cell at a time; up to 2 minutes at load 23).
+the test is skipped with the install line. 75 s to 2 min with warm kernel
+builds (two KUnit boots under TCG, one cell at a time, load average 17-23).
 """
 
 from __future__ import annotations
