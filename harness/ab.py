@@ -17,9 +17,11 @@ and the series' tradeoffs.yaml) are recorded in the meta too, for `kbulk compare
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from harness.kernel.patches import PatchedTree, apply_series
 from harness.pipeline import Pipeline, kernel_label, obtain_source, patched_tree, series_meta
-from harness.record.meta import RepsAutoMeta
+from harness.record.meta import RepsAutoMeta, SourceMeta
 from harness.record.run import AbSlot, ArchRun
 from harness.record.status import RunStatus, Variant
 from harness.record.store import ResultDir, default_meta
@@ -41,9 +43,18 @@ def auto_decision(arch: str, runs: list[ArchRun], reps: int, max_reps: int) -> D
 
 
 def run_ab(
-    pipeline: Pipeline, repetitions: int | None, max_reps: int = DEFAULT_MAX_REPS
+    pipeline: Pipeline,
+    repetitions: int | None,
+    max_reps: int = DEFAULT_MAX_REPS,
+    slots: Collection[AbSlot] | None = None,
 ) -> tuple[ResultDir, RunStatus]:
-    """``repetitions`` pairs per architecture; None: auto, up to ``max_reps``."""
+    """``repetitions`` pairs per architecture; None: auto, up to ``max_reps``.
+
+    ``slots``: boot only these (variant, repetition) slots, building only their
+    kernels: one cell of a plan (`kbulk run --cell`), the rest exactly as a whole run.
+    """
+    if slots is not None and repetitions is None:
+        raise ValueError("A/B cells need a fixed number of repetitions")
     opts, reporter = pipeline.opts, pipeline.reporter
     arches = pipeline.arches()
     meta = default_meta(opts.argv)
@@ -67,6 +78,7 @@ def run_ab(
     if trees[Variant.PATCHED].series is None:
         reporter.warn("no series: both sides of the A/B run are the same kernel")
     results.meta.kernels = {str(v): kernel_label(t) for v, t in trees.items()}
+    results.meta.source = SourceMeta(source.origin, source.kernel_version, source.checksum)
     results.meta.series = series_meta(trees[Variant.PATCHED])  # the patched side's
     try:
         series_dir = trees[Variant.PATCHED].series
@@ -80,14 +92,21 @@ def run_ab(
     results.meta.module_metrics = opts.spec.declared_metrics or None
     results.save()
     for arch in arches:
-        prepared = {v: pipeline.prepare(arch, trees[v], results, AbSlot(v, 0)) for v in Variant}
+        wanted = [v for v in Variant if slots is None or any(s.variant is v for s in slots)]
+        # A build that fails is recorded in the first slot this invocation boots.
+        first = {v: min((s.repetition for s in slots or () if s.variant is v), default=0)
+                 for v in wanted}  # fmt: skip
+        prepared = {v: pipeline.prepare(arch, trees[v], results, AbSlot(v, first[v]))
+                    for v in wanted}  # fmt: skip
         for item in prepared.values():
             if isinstance(item, ArchRun):  # did not build: one failed run, no boots
                 results.record(item)
         rep = 0
         while repetitions is None or rep < repetitions:
-            for variant in Variant:
+            for variant in wanted:
                 item = prepared[variant]
+                if slots is not None and AbSlot(variant, rep) not in slots:
+                    continue
                 if isinstance(item, ArchRun):
                     continue
                 run = pipeline.boot_and_test(

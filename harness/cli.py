@@ -9,16 +9,19 @@ import math
 import os
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
 from harness import doctor as doctor_mod
 from harness import seriescheck
 from harness.ab import DEFAULT_MAX_REPS, run_ab
+from harness.analysis.lava_log import LavaLogError, extract_console, looks_like_lava
 from harness.analysis.reader import DEFAULT_MAX_BYTES, ConsoleFile, spool
 from harness.boot.accel import probe_cache
 from harness.compare_cmd import run_compare
 from harness.errors import failure
 from harness.export import kcidb
+from harness.fsutil import atomic_write_text
 from harness.kernel.arch import ARCHES
 from harness.kernel.source import from_debian
 from harness.machine.inventory import InventoryError, find_machine
@@ -29,8 +32,9 @@ from harness.record.junit import write_junit
 from harness.record.meta import RunMeta
 from harness.record.run import ArchRun
 from harness.record.status import EXIT_CODES, EXIT_USAGE, RunStatus
-from harness.record.store import write_json
-from harness.spec import SpecError, load_spec
+from harness.record.store import ResultDir, write_json
+from harness.scale.plan import Plan, PlanError, PlanInputs, make_plan, read_plan, repo_relative
+from harness.spec import RunSpec, SpecError, load_spec
 
 DEFAULT_SPEC = REPO_ROOT / "configs" / "default.yaml"
 
@@ -48,6 +52,9 @@ Build, boot and test Linux kernels with a patch series under QEMU.
   kbulk doctor              what this host lacks, and whether KVM really works
   kbulk series-check        checkpatch --strict every patch, build every prefix
   kbulk kcidb DIR -o k.json a result directory as a KCIDB document
+  kbulk plan --ab --reps 2  independent cells (JSON, GitLab, GitHub, LAVA);
+                            kbulk run --cell ID --out DIR runs one,
+                            kbulk merge DIR... --out DIR merges them
 
 Exit status: 0 pass, 1 test failure, 3 kernel crash, 4 timeout/hang,
 5 build failure, 6 config error, 7 patch failure, 8 infrastructure error,
@@ -63,10 +70,94 @@ def _add_run(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     _add_kernel_options(p)
     group = p.add_mutually_exclusive_group()
-    group.add_argument("--series", type=Path, help="patch series directory (quilt 'series' file)")
+    group.add_argument("--series", type=Path, action="append", dest="series_list",
+                       help="patch series directory (quilt 'series' file); with --cell, "
+                       "repeatable as in `kbulk plan`")  # fmt: skip
     group.add_argument("--no-series", action="store_true", help="build the unpatched baseline")
-    p.add_argument("--upto", type=int, metavar="N", dest="series_upto",
-                   help="apply only the first N patches (boot the series at patch N)")  # fmt: skip
+    p.add_argument("--upto", type=int, metavar="N", action="append", dest="upto_list",
+                   help="apply only the first N patches (boot the series at patch N); with "
+                   "--cell, repeatable as in `kbulk plan`")  # fmt: skip
+    cell = p.add_argument_group(
+        "one cell of a plan (`kbulk plan`)",
+        "--cell ID --out DIR runs one cell into DIR (fixed name, replaced atomically). "
+        "The plan is read from --plan FILE, or recomputed from the plan options given "
+        "here (--spec, --arch, --ab, --reps, --series, --baseline, --upto, --suites, ...).",
+    )
+    cell.add_argument("--cell", metavar="ID", help="the cell to run")
+    cell.add_argument("--out", type=Path, metavar="DIR", help="the cell's directory")
+    cell.add_argument("--plan", type=Path, metavar="FILE", help="plan written by `kbulk plan`")
+    cell.add_argument(
+        "--expect-plan", metavar="PLAN_ID",
+        help="refuse to run unless the plan's ID is this (the plan job's)",
+    )  # fmt: skip
+    cell.add_argument("--build-only", action="store_true",
+                      help="only build: DIR gets the cell's kernel, initramfs.cpio and "
+                      "cmdline, for a lab that boots them (LAVA)")  # fmt: skip
+    _add_plan_shape(cell)
+
+
+def _add_plan_shape(p: argparse._ActionsContainer) -> None:
+    """Plan options that `kbulk run` does not have otherwise."""
+    p.add_argument("--ab", action="store_true",
+                   help="A/B plan: baseline and patched, one cell per boot")  # fmt: skip
+    p.add_argument("--reps", type=int, default=1, metavar="N",
+                   help="with --ab: boots per kernel and arch; default: %(default)s")  # fmt: skip
+    p.add_argument("--baseline", action="store_true",
+                   help="run plan: also a cell for the unpatched kernel")  # fmt: skip
+
+
+def _add_plan(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "plan",
+        help="expand a run definition into independent cells (JSON, GitLab, GitHub, LAVA)",
+        description="Expand a run definition, its architectures, series revisions and "
+        "prefixes (run plans) or A/B repetitions (--ab) into independent cells with stable "
+        "IDs. Run one with `kbulk run --cell ID --out DIR`, merge them with `kbulk merge`.",
+    )
+    p.add_argument("--spec", type=Path, default=DEFAULT_SPEC,
+                   help="run definition (YAML); default: %(default)s")  # fmt: skip
+    p.add_argument("--arch", action="append", choices=sorted(ARCHES), dest="arches",
+                   help="architecture (repeatable); default: the run definition's")  # fmt: skip
+    p.add_argument("--series", type=Path, action="append", dest="series_list",
+                   help="series directory (repeatable: one cell per revision); default: the "
+                   "run definition's")  # fmt: skip
+    p.add_argument("--upto", type=int, action="append", dest="upto_list", metavar="N",
+                   help="also the series' first N patches (repeatable: prefixes)")  # fmt: skip
+    p.add_argument("--suites", help="KUnit suite glob (kunit.filter_glob)")
+    p.add_argument("--no-modules", action="store_true", help="skip the test modules")
+    p.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto")
+    p.add_argument("--cmdline", action="append", default=[],
+                   help="extra kernel argument (repeatable)")  # fmt: skip
+    p.add_argument("--timeout", type=_seconds, metavar="SECONDS", help="overall seconds per boot")
+    _add_plan_shape(p)
+    p.add_argument("--plan", type=Path, metavar="FILE",
+                   help="a plan written by `kbulk plan` (-o FILE), in another --format; "
+                   "the plan options are then its own")  # fmt: skip
+    p.add_argument("--format", choices=["json", "gitlab", "github", "lava"], default="json",
+                   help="json: the plan; gitlab: a child pipeline (a job per cell + merge); "
+                   "github: a strategy.matrix; lava: a qemu job definition per cell")  # fmt: skip
+    p.add_argument("-o", "--output", type=Path,
+                   help="write here (lava: a directory, one <cell>.yaml each); default: "
+                   "standard output")  # fmt: skip
+    p.add_argument("--artifacts-url", metavar="URL",
+                   help="lava: where each cell's kernel and initramfs.cpio are published "
+                   "(URL/<cell>/kernel, URL/<cell>/initramfs.cpio)")  # fmt: skip
+
+
+def _add_merge(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "merge",
+        help="merge cell directories into one result directory",
+        description="One results.json, junit.xml and summary.md from the cells of a plan "
+        "(A/B cells give what `kbulk compare` takes). Cells of another plan, host kind, "
+        "source, series or config are refused (exit 8) naming the cell directory and the "
+        "field, unless --force (the warning is recorded in meta.merged and summary.md). "
+        "Exit: the worst cell status, 2 not a cell directory, 8 refused.",
+    )
+    p.add_argument("dirs", type=Path, nargs="+", metavar="CELL_DIR")
+    p.add_argument("--out", type=Path, required=True, metavar="DIR",
+                   help="the merged result directory (replaced atomically)")  # fmt: skip
+    p.add_argument("--force", action="store_true", help="merge cells that are not one run")
 
 
 def _add_ab(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -184,6 +275,10 @@ def _add_parse(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--spec", type=Path, default=None,
                    help="run definition whose modules' regex rules and load_rc apply "
                    "(out-of-tree modules); default: KTAP only")  # fmt: skip
+    p.add_argument("--format", choices=["auto", "console", "lava"], default="auto",
+                   help="console: a raw serial log; lava: a LAVA job log (lavacli jobs logs "
+                   "--raw: one {dt, lvl, msg} record a line), its target lines are the "
+                   "console; auto (default): LAVA if the first line is such a record")  # fmt: skip
     p.add_argument("--max-bytes", type=_size, default=DEFAULT_MAX_BYTES, metavar="SIZE",
                    help="read at most this much of the log (e.g. 64M, 1G); the rest is not "
                    "read and the run is infra_error; default: 64M")  # fmt: skip
@@ -297,6 +392,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_series_check(sub)
     _add_compare(sub)
     _add_kcidb(sub)
+    _add_plan(sub)
+    _add_merge(sub)
     return parser
 
 
@@ -312,7 +409,13 @@ def _run_options(args: argparse.Namespace, reporter: Reporter) -> RunOptions | N
     except (SpecError, ValueError) as e:
         reporter.error(str(e))
         return None
-    upto = getattr(args, "series_upto", None)
+    series_list = getattr(args, "series_list", None) or []
+    upto_list = getattr(args, "upto_list", None) or []
+    if getattr(args, "cell", None) is None and (len(series_list) > 1 or len(upto_list) > 1):
+        reporter.error("--series and --upto are given once (repeat them only with --cell)")
+        return None
+    upto = upto_list[0] if len(upto_list) == 1 and getattr(args, "cell", None) is None else None
+    series = series_list[0] if len(series_list) == 1 else getattr(args, "series", None)
     if upto is not None and (upto < 1 or getattr(args, "no_series", False)):
         reporter.error(f"--upto {upto}: needs N >= 1 and a series (not with --no-series)")
         return None
@@ -333,9 +436,9 @@ def _run_options(args: argparse.Namespace, reporter: Reporter) -> RunOptions | N
         results_root=args.results,
         cache=cache_root(),
         source_override=args.source,
-        series_override=args.series,
+        series_override=series,
         no_series=getattr(args, "no_series", False),
-        series_upto=getattr(args, "series_upto", None),
+        series_upto=upto,
         arches=args.arches or ([machine.arch] if machine else []),
         suites=suites,
         accel=args.accel,
@@ -348,6 +451,20 @@ def _run_options(args: argparse.Namespace, reporter: Reporter) -> RunOptions | N
 
 
 def cmd_run(args: argparse.Namespace, reporter: Reporter) -> int:
+    if args.cell is not None or args.out is not None:
+        return cmd_run_cell(args, reporter)
+    if (
+        args.ab
+        or args.reps != 1
+        or args.baseline
+        or args.plan
+        or args.expect_plan
+        or (args.build_only)
+    ):
+        reporter.error(
+            "--ab, --reps, --baseline, --plan, --expect-plan and --build-only go with --cell"
+        )
+        return 2
     opts = _run_options(args, reporter)
     if opts is None:
         return 2
@@ -356,6 +473,149 @@ def cmd_run(args: argparse.Namespace, reporter: Reporter) -> int:
     results, status = Pipeline(opts, reporter).run()
     _print_summary(reporter, results.runs)
     reporter.info(f"results: {results.path} (results.json, junit.xml)")
+    return EXIT_CODES[status]
+
+
+def _plan_inputs(args: argparse.Namespace) -> PlanInputs:
+    """The plan options of `kbulk plan` (and of `kbulk run --cell` without --plan)."""
+    return PlanInputs(
+        spec=repo_relative(args.spec),
+        mode="ab" if args.ab else "run",
+        arches=tuple(args.arches or ()),
+        reps=args.reps,
+        series=tuple(repo_relative(s) for s in (args.series_list or ())),
+        baseline=args.baseline,
+        upto=tuple(args.upto_list or ()),
+        suites=args.suites,
+        modules=not args.no_modules,
+        accel=args.accel,
+        cmdline=tuple(args.cmdline),
+        timeout=args.timeout,
+    )
+
+
+def _load_plan(args: argparse.Namespace) -> tuple[Plan, RunSpec]:
+    """The plan of --plan FILE, or computed from the plan options (PlanError, SpecError)."""
+    if getattr(args, "plan", None) is not None:
+        plan = read_plan(args.plan)
+        spec = load_spec(REPO_ROOT / plan.inputs.spec, REPO_ROOT)
+        return plan, spec
+    if args.suites:
+        validate_suites(args.suites)
+    inputs = _plan_inputs(args)
+    spec = load_spec(args.spec, REPO_ROOT)
+    return make_plan(inputs, spec), spec
+
+
+def cmd_plan(args: argparse.Namespace, reporter: Reporter) -> int:
+    from harness.scale import emit  # only this command needs it
+
+    try:
+        plan, spec = _load_plan(args)
+        if args.format == "lava":
+            if not args.artifacts_url:
+                raise PlanError("--format lava needs --artifacts-url URL (where each cell's "
+                                "kernel and initramfs.cpio are published)")  # fmt: skip
+            jobs = emit.lava_jobs(plan, spec, args.artifacts_url)
+    except (PlanError, SpecError, ValueError) as e:
+        reporter.error(str(e))
+        return EXIT_USAGE
+    if args.format == "lava":
+        if args.output is None:
+            print("".join(f"---\n{text}" for text in jobs.values()), end="")
+            return 0
+        args.output.mkdir(parents=True, exist_ok=True)
+        for cell_id, text in jobs.items():
+            atomic_write_text(args.output / f"{cell_id}.yaml", text)
+        reporter.info(f"{args.output}: {len(jobs)} LAVA job definitions")
+        return 0
+    if args.format == "json":
+        text = json.dumps(plan.to_json(), indent=2) + "\n"
+    elif args.format == "gitlab":
+        text = emit.gitlab_child(plan, spec)
+    else:
+        text = emit.github_matrix(plan) + "\n"
+    if args.output is None:
+        print(text, end="")
+    else:
+        atomic_write_text(args.output, text)
+        reporter.info(f"{args.output}: plan {plan.plan_id}, {len(plan.cells)} cells")
+    return 0
+
+
+def plan_run_args(args: argparse.Namespace, plan: Plan) -> argparse.Namespace:
+    """`kbulk run` arguments for a cell: the plan's inputs (a --plan file's, not the
+    command line's defaults), the cell's own series set by run_cell."""
+    inputs = plan.inputs
+    return argparse.Namespace(
+        **{
+            **vars(args),
+            "spec": REPO_ROOT / inputs.spec,
+            "suites": inputs.suites,
+            "no_modules": not inputs.modules,
+            "accel": inputs.accel,
+            "cmdline": list(inputs.cmdline),
+            "timeout": inputs.timeout,
+            "series_list": None,
+            "upto_list": None,
+        }
+    )
+
+
+def cmd_run_cell(args: argparse.Namespace, reporter: Reporter) -> int:
+    from harness.scale.cell import build_cell, run_cell
+
+    if args.cell is None or args.out is None:
+        reporter.error("--cell ID and --out DIR go together")
+        return EXIT_USAGE
+    if args.no_series:
+        reporter.error("--no-series: in a plan, the unpatched kernel is --baseline")
+        return EXIT_USAGE
+    try:
+        plan, _ = _load_plan(args)
+        cell = plan.cell(args.cell)
+    except (PlanError, SpecError, ValueError) as e:
+        reporter.error(str(e))
+        return EXIT_USAGE
+    if args.expect_plan is not None and args.expect_plan != plan.plan_id:
+        reporter.error(
+            f"--expect-plan {args.expect_plan}: these inputs give plan {plan.plan_id} (the "
+            "run definition, a series or the options changed since the plan was made)"
+        )
+        return EXIT_USAGE
+    opts = _run_options(plan_run_args(args, plan), reporter)
+    if opts is None:
+        return EXIT_USAGE
+    if args.build_only:
+        out, status = build_cell(plan, cell, args.out, opts, reporter)
+        if status is RunStatus.PASS:
+            reporter.info(f"cell {cell.id}: {out} (kernel, initramfs.cpio, cmdline, build.json)")
+        return EXIT_CODES[status]
+    out, status = run_cell(plan, cell, args.out, opts, reporter)
+    results = ResultDir.open(out)
+    _print_summary(reporter, results.runs)
+    reporter.info(f"cell {cell.id}: {out} (results.json, junit.xml, summary.md)")
+    return EXIT_CODES[status]
+
+
+def cmd_merge(args: argparse.Namespace, reporter: Reporter) -> int:
+    from harness.scale.merge import MergeError, MergeRefused, merge_cells
+
+    try:
+        results, status = merge_cells(
+            args.dirs, args.out, force=args.force, argv=sys.argv, warn=reporter.warn
+        )
+    except MergeError as e:
+        reporter.error(str(e))
+        return EXIT_USAGE
+    except MergeRefused as e:
+        reporter.error("refusing to merge: these cells are not one run (--force to merge anyway)")
+        for problem in e.problems:
+            reporter.error(f"  {problem}")
+        return EXIT_CODES[RunStatus.INFRA_ERROR]
+    _print_summary(reporter, results.runs)
+    reporter.info(f"merged {len(results.meta.merged.cells) if results.meta.merged else 0} "
+                  f"cells: {results.path} (results.json, junit.xml, summary.md)")  # fmt: skip
     return EXIT_CODES[status]
 
 
@@ -398,19 +658,34 @@ def _print_summary(reporter: Reporter, runs: list[ArchRun]) -> None:
 
 
 def cmd_parse(args: argparse.Namespace, reporter: Reporter) -> int:
-    spooled: Path | None = None
+    spooled: list[Path] = []
     try:
         try:
+            log: Path = args.log
             if str(args.log) == "-":  # read more than once: kept on disk, not in memory
-                spooled = spool(sys.stdin.buffer, args.max_bytes)
-            read = ConsoleFile(spooled or args.log, args.max_bytes)
+                log = spool(sys.stdin.buffer, args.max_bytes)
+                spooled.append(log)
+            if args.format == "lava" or (args.format == "auto" and looks_like_lava(log)):
+                # LAVA's log wraps each console line in a record: the console is its
+                # target lines, parsed exactly as a local boot's console
+                fd, name = tempfile.mkstemp(prefix="kbulk-lava-", suffix=".log")
+                os.close(fd)
+                console = Path(name)
+                spooled.append(console)
+                lines = extract_console(log, console, args.max_bytes)
+                reporter.info(f"{args.log}: LAVA job log, {lines} console lines")
+                log = console
+            read = ConsoleFile(log, args.max_bytes)
         except OSError as e:
             reporter.error(f"{args.log}: {e.strerror}")
             return 2
+        except LavaLogError as e:
+            reporter.error(f"{args.log}: {e}")
+            return 2
         return _parse(args, reporter, read)
     finally:
-        if spooled is not None:
-            spooled.unlink(missing_ok=True)
+        for path in spooled:
+            path.unlink(missing_ok=True)
 
 
 def _parse(args: argparse.Namespace, reporter: Reporter, read: ConsoleFile) -> int:
@@ -586,6 +861,8 @@ def main(argv: list[str] | None = None) -> int:
         "compare": cmd_compare,
         "report": cmd_compare,
         "kcidb": cmd_kcidb,
+        "plan": cmd_plan,
+        "merge": cmd_merge,
     }
     try:
         return handlers[args.command](args, reporter)

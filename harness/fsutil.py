@@ -3,14 +3,24 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import ctypes.util
 import datetime as dt
 import os
 import secrets
+import shutil
 import subprocess
 import tempfile
 from pathlib import Path
 
-__all__ = ["atomic_write_bytes", "atomic_write_text", "fresh_dir", "hardlink_copy", "naming"]
+__all__ = [
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "fresh_dir",
+    "hardlink_copy",
+    "naming",
+    "swap_in_dir",
+]
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
@@ -89,3 +99,41 @@ def fresh_dir(
 def hardlink_copy(src: Path, dest: Path) -> None:
     """``cp -al src dest``: a tree of hard links (cheap; files must be replaced, not edited)."""
     subprocess.run(["cp", "-al", str(src), str(dest)], check=True)
+
+
+def swap_in_dir(new: Path, target: Path) -> None:
+    """Make ``new`` be ``target``; an existing ``target`` is replaced, never half-way."""
+    if target.exists() and _exchange(new, target):
+        shutil.rmtree(new)  # now holds the previous run
+        return
+    if target.exists():  # no renameat2: move the old one aside first
+        old = target.parent / f".{target.name}.tmp-old-{secrets.token_hex(3)}"
+        os.rename(target, old)
+        os.rename(new, target)
+        shutil.rmtree(old)
+        return
+    os.rename(new, target)
+
+
+_RENAME_EXCHANGE = 2
+_AT_FDCWD = -100
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Atomically swap two paths (Linux renameat2); False where it is not available."""
+    libc_name = ctypes.util.find_library("c")
+    if libc_name is None:
+        return False
+    libc = ctypes.CDLL(libc_name, use_errno=True)
+    renameat2 = getattr(libc, "renameat2", None)
+    if renameat2 is None:
+        return False
+    rc = renameat2(
+        _AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), ctypes.c_uint(_RENAME_EXCHANGE)
+    )
+    if rc != 0:
+        errno = ctypes.get_errno()
+        if errno in (22, 38, 95):  # EINVAL, ENOSYS, EOPNOTSUPP: filesystem cannot
+            return False
+        raise OSError(errno, os.strerror(errno), str(b))
+    return True

@@ -39,7 +39,7 @@ from harness.kernel.source import (
 from harness.machine.booter import MachineBooter
 from harness.machine.inventory import Machine
 from harness.progress import Reporter
-from harness.record.meta import RunMeta, SeriesMeta, SourceMeta
+from harness.record.meta import CellMeta, RunMeta, SeriesMeta, SourceMeta
 from harness.record.run import AbSlot, ArchRun, BootInfo, BuildInfo
 from harness.record.status import CrashKind, RunStatus
 from harness.record.store import ResultDir, default_meta
@@ -68,6 +68,8 @@ class RunOptions:
     label: str | None = None
     argv: list[str] = field(default_factory=list)
     machine: Machine | None = None  # boot on this machine (kexec over SSH) instead of QEMU
+    result_path: Path | None = None  # this exact (new) directory, not results_root/<time>-<id>
+    cell: CellMeta | None = None  # the plan cell this run is (kbulk run --cell)
 
 
 def obtain_source(opts: RunOptions, reporter: Reporter) -> SourceTree:
@@ -165,7 +167,12 @@ class Pipeline:
         self.booter = booter if booter is not None else choose_booter(opts)
 
     def start(self, meta: RunMeta) -> ResultDir:
-        results = ResultDir.create(self.opts.results_root, meta=meta)
+        meta.cell = self.opts.cell
+        if self.opts.result_path is not None:
+            cell_id = self.opts.cell.id if self.opts.cell is not None else None
+            results = ResultDir.at(self.opts.result_path, meta=meta, run_id=cell_id)
+        else:
+            results = ResultDir.create(self.opts.results_root, meta=meta)
         self.reporter.info(f"results: {results.path}")
         return results
 

@@ -16,6 +16,8 @@ APT_PACKAGES=(
   # /usr/share/keyrings/debian-archive-keyring.gpg: always on Debian, missing on
   # Ubuntu (CI runners); Ubuntu ships the same package in universe.
   debian-archive-keyring
+  # gitlab-ci-local (tests/test_gitlab_local.py) copies job directories with rsync
+  rsync
 )
 
 missing=()

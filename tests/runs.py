@@ -110,3 +110,17 @@ def two_dirs(tmp_path: Path, base_filled=(900, 910, 905), new_filled=(1000, 1000
         tmp_path / "b", [make_run(PATCHED, filled=f, rep=i, **kw) for i, f in enumerate(new_filled)]
     )
     return a, b
+
+
+def comparison_figures(compare_json: dict[str, Any]) -> dict[str, Any]:
+    """compare.json without what names the invocation (command line, directories):
+    the figures, verdicts and kernels, to check two comparisons are the same."""
+    data = {k: v for k, v in compare_json.items() if k != "command_line"}
+    for side in ("baseline", "patched"):
+        if isinstance(data.get(side), dict):
+            entry = {k: v for k, v in data[side].items() if k != "directories"}
+            entry["runs"] = [
+                {k: v for k, v in run.items() if k != "directory"} for run in entry["runs"]
+            ]
+            data[side] = entry
+    return data

@@ -68,15 +68,58 @@ def _gitlab_jobs() -> dict[str, dict[str, Any]]:
 
 def test_gitlab_jobs_have_timeouts_junit_and_small_caches() -> None:
     jobs = _gitlab_jobs()
-    assert {"tests", "kernel", "series-check", "ab-report"} <= set(jobs)
+    assert {"tests", "plan", "kernel", "ab-report", "series-check"} <= set(jobs)
     for name, job in jobs.items():
-        assert job.get("timeout"), f"{name}: no timeout"
+        # a trigger job runs no script: its child pipeline's jobs have the timeouts
+        # (test_child_pipelines_are_what_kbulk_plan_writes)
+        assert job.get("timeout") or "trigger" in job, f"{name}: no timeout"
         for cache in job.get("cache", []):
             paths = {p.rstrip("/") for p in cache["paths"]}
             assert paths <= CACHED, f"{name} caches {paths - CACHED}"
-    for name in ("tests", "kernel", "ab-report"):
-        assert jobs[name]["artifacts"]["reports"]["junit"], name
+    assert jobs["tests"]["artifacts"]["reports"]["junit"]
     assert "cache" not in _load(GITLAB)["default"]  # no whole-cache-dir default any more
+
+
+def test_child_pipelines_are_what_kbulk_plan_writes(tmp_path: Path) -> None:
+    """The trigger jobs run the plan job's artifacts, which `kbulk plan --format gitlab`
+    writes; that child pipeline is schema-valid, every job has a timeout, only the .deb
+    and ccache are cached, and its merge job publishes JUnit and summary.md."""
+    jobs = _gitlab_jobs()
+    written = {}
+    for line in jobs["plan"]["script"]:
+        args = line.split()
+        if "plan" in args and "--format" in args:
+            assert args[args.index("--format") + 1] == "gitlab", line
+            written[args[args.index("-o") + 1]] = args[args.index("plan") + 1 : args.index("-o")]
+    for name in ("kernel", "ab-report"):
+        (include,) = jobs[name]["trigger"]["include"]
+        assert include["job"] == "plan" and include["artifact"] in written
+        assert include["artifact"] in jobs["plan"]["artifacts"]["paths"]
+        assert jobs[name]["trigger"]["strategy"] == "depend"  # the child's failure is ours
+    for artifact, args in written.items():
+        child = tmp_path / artifact
+        proc = subprocess.run(
+            [sys.executable, "-m", "harness.cli", "plan", *args, "-o", str(child)],
+            cwd=REPO_ROOT, capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 0, proc.stderr
+        check = subprocess.run(
+            [sys.executable, "-m", "check_jsonschema", "--builtin-schema", "vendor.gitlab-ci",
+             str(child)], capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        assert check.returncode == 0, check.stdout + check.stderr
+        data = yaml.safe_load(child.read_text())
+        child_jobs = {k: v for k, v in data.items() if k not in GITLAB_GLOBAL}
+        for name, job in child_jobs.items():
+            assert job["timeout"], f"{artifact}: {name}: no timeout"
+            for cache in job.get("cache", []):
+                assert {p.rstrip("/") for p in cache["paths"]} <= CACHED, (artifact, name)
+        merge = child_jobs["merge"]
+        assert merge["artifacts"]["reports"]["junit"] == "merged/junit.xml"
+        assert "merged/" in merge["artifacts"]["paths"] and merge["when"] == "always"
+        assert 'KBULK_CACHE="${KBULK_CACHE:-$PWD/.kbulk-cache}"' in " ".join(
+            data["default"]["before_script"]
+        )
 
 
 def test_gitlab_cache_dir_is_the_jobs_own_directory() -> None:
@@ -89,13 +132,24 @@ def test_gitlab_cache_dir_is_the_jobs_own_directory() -> None:
 
 def test_github_jobs_have_timeouts_junit_and_small_caches() -> None:
     jobs = _load(GITHUB)["jobs"]
+    assert list(jobs) == ["tests", "plan", "cell", "merge"]
     for name, job in jobs.items():
         assert job.get("timeout-minutes"), f"{name}: no timeout"
-        uses = [step.get("uses", "") for step in job["steps"]]
-        assert any(u.startswith("mikepenz/action-junit-report@") for u in uses), name
         for step in job["steps"]:
             if step.get("uses", "").startswith("actions/cache@"):
                 assert step["with"]["path"] in CACHED, f"{name} caches {step['with']['path']}"
+    for name in ("tests", "merge"):
+        uses = [step.get("uses", "") for step in jobs[name]["steps"]]
+        assert any(u.startswith("mikepenz/action-junit-report@") for u in uses), name
+    runs = [s.get("run", "") for s in jobs["cell"]["steps"]]
+    assert any("kbulk run --plan plan.json --cell" in r for r in runs)
+    assert "matrix.cell" not in " ".join(runs)  # the cell ID goes through $CELL
+    assert jobs["cell"]["strategy"]["matrix"] == "${{ fromJSON(needs.plan.outputs.matrix) }}"
+    merge_steps = jobs["merge"]["steps"]
+    download = next(s for s in merge_steps if s.get("uses", "").startswith("actions/download"))
+    assert download["with"] == {"pattern": "cell-*", "merge-multiple": True, "path": "cells"}
+    assert any("kbulk merge cells/* --out merged" in s.get("run", "") for s in merge_steps)
+    assert any("GITHUB_STEP_SUMMARY" in s.get("run", "") for s in merge_steps)
 
 
 def _setup_packages() -> list[str]:

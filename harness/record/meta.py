@@ -21,7 +21,16 @@ from typing import Any
 from harness.analysis.module_metrics import DeclaredMetric
 from harness.spec import Tradeoff
 
-__all__ = ["HostMeta", "RepsAutoMeta", "RunMeta", "SeriesMeta", "SourceMeta", "utc_now"]
+__all__ = [
+    "CellMeta",
+    "HostMeta",
+    "MergeMeta",
+    "RepsAutoMeta",
+    "RunMeta",
+    "SeriesMeta",
+    "SourceMeta",
+    "utc_now",
+]
 
 
 def utc_now() -> str:
@@ -176,11 +185,73 @@ class RepsAutoMeta:
         return cls(reps, max_reps, stop, text, wide)
 
 
+@dataclass
+class CellMeta:
+    """One cell of a plan (`kbulk run --cell`): which cell, of which plan (meta.cell)."""
+
+    id: str
+    plan_id: str
+    plan_cells: list[str]  # every cell of the plan, so a merge can name missing ones
+    series: str | None = None  # the cell's series directory as the plan names it
+    upto: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "plan_id": self.plan_id,
+            "plan_cells": list(self.plan_cells),
+            "series": self.series,
+            "upto": self.upto,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CellMeta | None:
+        cell_id, plan_id = _str(data.get("id")), _str(data.get("plan_id"))
+        if cell_id is None or plan_id is None:
+            return None
+        return cls(
+            cell_id,
+            plan_id,
+            _strs(data.get("plan_cells")) or [],
+            _str(data.get("series")),
+            _int(data.get("upto")),
+        )
+
+
+@dataclass
+class MergeMeta:
+    """What `kbulk merge` merged (meta.merged): the cells, and what --force let through."""
+
+    plan_id: str | None
+    cells: list[dict[str, Any]] = field(default_factory=list)  # id, dir, run_id, hostname
+    forced: bool = False
+    warnings: list[str] = field(default_factory=list)  # every refusal --force overrode
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "plan_id": self.plan_id,
+            "cells": [dict(c) for c in self.cells],
+            "forced": self.forced,
+            "warnings": list(self.warnings),
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> MergeMeta:
+        cells = data.get("cells")
+        return cls(
+            _str(data.get("plan_id")),
+            [dict(c) for c in cells if isinstance(c, Mapping)] if isinstance(cells, list) else [],
+            data.get("forced") is True,
+            _strs(data.get("warnings")) or [],
+        )
+
+
 # JSON key order of a written meta block (unset fields are left out).
 _KEYS = (
     "command_line", "host", "started", "mode", "repetitions", "max_reps", "spec",
     "spec_name", "arches", "source_sha256", "parsed_log", "run_id", "created", "complete",
     "source", "series", "kernel", "kernels", "tradeoffs", "module_metrics", "reps_auto",
+    "cell", "merged",
     "updated", "finished",
 )  # fmt: skip
 
@@ -221,6 +292,9 @@ class RunMeta:
     module_metrics: list[DeclaredMetric] | None = None
     # kbulk parse
     parsed_log: str | None = None
+    # plans: the cell this directory holds (run --cell), or the cells merged (merge)
+    cell: CellMeta | None = None
+    merged: MergeMeta | None = None
     # keys this version does not know, kept as read
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -266,6 +340,8 @@ class RunMeta:
                 if self.reps_auto is not None
                 else None
             ),
+            "cell": self.cell.to_json() if self.cell is not None else None,
+            "merged": self.merged.to_json() if self.merged is not None else None,
             "updated": self.updated,
             "finished": self.finished,
         }
@@ -281,6 +357,7 @@ class RunMeta:
             series = SeriesMeta.from_json(raw_series)
         kernels = _map(data.get("kernels"))
         reps_auto = _map(data.get("reps_auto"))
+        cell, merged = _map(data.get("cell")), _map(data.get("merged"))
         tradeoffs = data.get("tradeoffs")
         module_metrics = data.get("module_metrics")
         repetitions = data.get("repetitions")
@@ -338,5 +415,7 @@ class RunMeta:
                 else None
             ),
             parsed_log=_str(data.get("parsed_log")),
+            cell=CellMeta.from_json(cell) if cell is not None else None,
+            merged=MergeMeta.from_json(merged) if merged is not None else None,
             extra=extra,
         )

@@ -436,6 +436,17 @@ class ResultDir:
         return result_dir
 
     @classmethod
+    def at(cls, path: Path, *, meta: RunMeta, run_id: str | None = None) -> ResultDir:
+        """A new result directory at exactly ``path`` (must not exist; ``os.mkdir``)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        os.mkdir(path)
+        info = replace(meta)
+        info.run_id, info.created, info.complete = run_id or path.name, utc_now(), False
+        result_dir = cls(path, info, [])
+        result_dir.save()
+        return result_dir
+
+    @classmethod
     def open(cls, path: str | os.PathLike[str]) -> ResultDir:
         """An existing result directory (for compare/report commands)."""
         directory = Path(path)

@@ -608,6 +608,18 @@ class Comparison:
         return [m for a in self.arches for m in a.mismatches]
 
     @property
+    def merge_warnings(self) -> list[str]:
+        """What `kbulk merge --force` let through in the merged directories compared."""
+        seen: list[str] = []
+        for side in (self.baseline, self.patched):
+            for loaded in side.runs:
+                merged = loaded.meta.merged
+                for warning in merged.warnings if merged is not None else []:
+                    if warning not in seen:
+                        seen.append(warning)
+        return seen
+
+    @property
     def refused(self) -> list[Difference]:
         return [m for m in self.mismatches if m.severity is Severity.REFUSE]
 

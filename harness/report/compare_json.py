@@ -33,6 +33,7 @@ def to_json(cmp: Comparison) -> dict[str, Any]:
     return {
         "command_line": cmp.command_line,
         "forced": cmp.forced,
+        "merge_warnings": cmp.merge_warnings,
         "exit_code": cmp.exit_code,
         "verdict": cmp.verdict(),
         "regressions": cmp.regressions(),

@@ -475,6 +475,10 @@ def build_document(cmp: Comparison) -> Document:
             "FORCED COMPARISON - the runs differ in more than the kernel:",
             [m.text() for m in cmp.refused],
         ))  # fmt: skip
+    if cmp.merge_warnings:
+        intro.append(Warning(
+            "MERGED WITH --force - these cells are not one run:", cmp.merge_warnings
+        ))  # fmt: skip
     intro.append(Para(f"Verdict: {verdict}", strong=True))
     facts = [
         f"{side.name}: {', '.join(side.kernels)}, {len(side.runs)} run(s) from "

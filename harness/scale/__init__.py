@@ -1,0 +1,1 @@
+"""Scale-out: plans of independent cells, running one cell, merging cells."""
