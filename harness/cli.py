@@ -651,6 +651,19 @@ def cmd_bisect(args: argparse.Namespace, reporter: Reporter) -> int:
     if series_dir is None:
         reporter.error(f"{args.spec}: the run definition names no series; pass --series DIR")
         return EXIT_USAGE
+    steps = [] if args.no_modules else [m.name for m in spec.modules]
+    needs = args.module or (args.metric and args.metric.split(".")[0])
+    if needs and needs not in steps:
+        reporter.error(
+            f"{'--module' if args.module else '--metric'} {args.module or args.metric}: "
+            f"module {needs} is not loaded by {args.spec}"
+            + (
+                " (--no-modules)"
+                if args.no_modules
+                else f" (modules: {', '.join(steps) or 'none'})"
+            )
+        )
+        return EXIT_USAGE
     if args.timeout is not None:
         spec.boot.timeout = args.timeout
     arch = args.arch or spec.arches[0]

@@ -327,7 +327,11 @@ def test_report_found_names_the_patch_and_both_sides(tmp_path: Path) -> None:
 
 
 def test_report_exit_codes_for_refused_ambiguous_and_aborted(tmp_path: Path) -> None:
-    assert report_of({k: B for k in range(5)}, 4, tmp_path).exit_code == EXIT_REFUSED
+    refused = report_of({k: B for k in range(5)}, 4, tmp_path)
+    assert refused.exit_code == EXIT_REFUSED
+    assert refused.headline() == (
+        "refused: prefix 0 (no patches) is bad: the problem is older than the series (a.b: bad)"
+    )
     ambiguous = report_of(first_bad_at(8, 4) | {3: S, 4: S}, 8, tmp_path)
     assert ambiguous.exit_code == EXIT_AMBIGUOUS
     assert "one of 3" in ambiguous.headline()
@@ -346,6 +350,11 @@ def test_report_exit_codes_for_refused_ambiguous_and_aborted(tmp_path: Path) -> 
         (["--boots", "--limit", "3"], "--limit and --change go with --metric"),
         (["--metric", "kbulk_bench.c.ns_per_page", "--change", "-3"], "a positive percentage"),
         (["--boots", "--spec", "configs/missing.yaml"], "missing.yaml"),
+        (["--module", "kbulk_nope"], "module kbulk_nope is not loaded by configs/default.yaml"),
+        (
+            ["--metric", "kbulk_bench.order0_batch64.ns_per_page", "--no-modules"],
+            "module kbulk_bench is not loaded by configs/default.yaml (--no-modules)",
+        ),
     ],
 )
 def test_cli_usage_errors_exit_2_naming_the_option(

@@ -106,7 +106,9 @@ class BisectReport:
         if s is None:
             return "bisect did not run"
         if s.outcome is Outcome.REFUSED:
-            return f"refused: {s.refusal}"
+            end = self.prefixes[-1] if self.prefixes else None
+            seen = f" ({end.text})" if end is not None else ""
+            return f"refused: {s.refusal}{seen}"
         if s.outcome is Outcome.AMBIGUOUS:
             names = ", ".join(f"{k} {self.patches[k - 1]}" for k in s.candidates)
             return (

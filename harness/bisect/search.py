@@ -86,7 +86,7 @@ def bisect(total: int, probe: Callable[[int], Verdict]) -> SearchResult:
         result.refusal = (
             "prefix 0 (no patches) is bad: the problem is older than the series"
             if first is Verdict.BAD
-            else "prefix 0 (no patches) could not be tested (it does not build or boot)"
+            else "prefix 0 (no patches) could not be tested"
         )
         return result
     last = test(total)
@@ -94,8 +94,7 @@ def bisect(total: int, probe: Callable[[int], Verdict]) -> SearchResult:
         result.refusal = (
             f"prefix {total} (the whole series) is good: the problem does not show"
             if last is Verdict.GOOD
-            else f"prefix {total} (the whole series) could not be tested "
-            "(it does not build or boot)"
+            else f"prefix {total} (the whole series) could not be tested"
         )
         return result
     good, bad = 0, total
