@@ -137,8 +137,8 @@ class Bisector:
             )
             s.outcome = "ok" if build.status is PrefixStatus.OK else build.status.upper()
         self._built_at = k if made else None  # a failed configuration: configure next time
-        results = self._result_dir(k)
         label_tree = self._label_tree(work, k)
+        results = self._result_dir(k, label_tree)
         if build.status is not PrefixStatus.OK:
             shutil.copy2(build.log, results.path / "build.log")
             run = ArchRun(
@@ -183,19 +183,15 @@ class Bisector:
         prefix = self.series.prefix(k)
         return PatchedTree(work.path, self._source, prefix, prefix.digest)
 
-    def _result_dir(self, k: int) -> ResultDir:
+    def _result_dir(self, k: int, tree: PatchedTree) -> ResultDir:
         """``<out>/prefix-NN``: a normal result directory (kbulk compare reads it)."""
         path = self.out / f"prefix-{k:02d}"
         path.mkdir()
-        assert self._source is not None
+        spec, src = self.opts.run.spec, tree.source
         meta = default_meta(self.opts.argv)
-        spec = self.opts.run.spec
         meta.spec, meta.spec_name, meta.arches = str(spec.path), spec.name, [self.arch.name]
         meta.run_id, meta.complete = path.name, False
-        src = self._source
         meta.source = SourceMeta(src.origin, src.kernel_version, src.checksum)
-        prefix = self.series.prefix(k) if k else None
-        tree = PatchedTree(path, src, prefix, prefix.digest if prefix else "none")
         meta.series, meta.kernel = series_meta(tree), kernel_label(tree)
         results = ResultDir(path, meta, [])
         results.save()
