@@ -90,11 +90,14 @@ def test_bisect_names_the_broken_patch_in_fewer_builds_than_a_linear_walk(
     assert data["search_order"][:2] == [0, 6]
     first = data["prefixes"][0]
     assert first["verdict"] == "good" and first["evidence"]["status"] == "absent"
-    # every prefix tested is a normal result directory, named in the report
+    # every prefix tested is a normal result directory, named in the report (prefix 0
+    # runs no test at all: no suite yet, no modules)
+    statuses = {}
     for prefix in data["prefixes"]:
         runs = json.loads((out / prefix["result_dir"] / "results.json").read_text())["runs"]
         assert [r["arch"] for r in runs] == ["x86_64"]
-        assert runs[0]["status"] in ("pass", "fail")
+        statuses[prefix["prefix"]] = runs[0]["status"]
+    assert statuses == {0: "no_tests", 3: "pass", 4: "pass", 5: "fail", 6: "fail"}
     assert broken in (out / "bisect.md").read_text()
     assert broken in output
     assert not qemu_running(str(out)), "QEMU left running"
