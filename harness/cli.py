@@ -21,7 +21,7 @@ from harness.errors import failure
 from harness.export import kcidb
 from harness.fsutil import fresh_dir
 from harness.kernel.arch import ARCHES
-from harness.kernel.patches import PatchError
+from harness.kernel.patches import PatchError, load_series
 from harness.kernel.source import from_debian
 from harness.machine.inventory import InventoryError, find_machine
 from harness.paths import REPO_ROOT, cache_root
@@ -674,6 +674,7 @@ def cmd_bisect(args: argparse.Namespace, reporter: Reporter) -> int:
     )  # fmt: skip
     opts = bisect.BisectOptions(run_opts, series_dir, arch, condition, argv=sys.argv)
     try:
+        load_series(series_dir)  # a usage error before a result directory exists
         out = fresh_dir(args.results, tag="bisect")
         bisector = bisect.Bisector(opts, reporter, out)
     except Exception as e:  # the series does not load, the results directory is unwritable

@@ -384,6 +384,7 @@ def test_cli_series_that_does_not_load_is_a_usage_error(
     empty.mkdir()
     code = main(["bisect", "--boots", "--series", str(empty), "--results", str(tmp_path / "r")])
     assert code == 2 and "no series file" in capsys.readouterr().err
+    assert not (tmp_path / "r").exists()  # refused before a result directory was made
 
 
 def test_e2e_data_patches_apply_in_the_middle_of_the_series(tmp_path: Path) -> None:

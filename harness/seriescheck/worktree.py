@@ -135,7 +135,9 @@ class WorkTree:
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise SeriesCheckError(f"another series-check is using {self.root}") from None
+                raise SeriesCheckError(
+                    f"another series-check or bisect is using {self.root}"
+                ) from None
             yield
 
 
