@@ -12,8 +12,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from harness import bisect, seriescheck
 from harness import doctor as doctor_mod
-from harness import seriescheck
 from harness.ab import DEFAULT_MAX_REPS, run_ab
 from harness.analysis.lava_log import LavaLogError, extract_console, looks_like_lava
 from harness.analysis.reader import DEFAULT_MAX_BYTES, ConsoleFile, spool
@@ -21,8 +21,9 @@ from harness.boot.accel import probe_cache
 from harness.compare_cmd import run_compare
 from harness.errors import failure
 from harness.export import kcidb
-from harness.fsutil import atomic_write_text
+from harness.fsutil import atomic_write_text, fresh_dir
 from harness.kernel.arch import ARCHES
+from harness.kernel.patches import PatchError, load_series
 from harness.kernel.source import from_debian
 from harness.machine.inventory import InventoryError, find_machine
 from harness.paths import REPO_ROOT, cache_root
@@ -55,6 +56,8 @@ Build, boot and test Linux kernels with a patch series under QEMU.
   kbulk plan --ab --reps 2  independent cells (JSON, GitLab, GitHub, LAVA);
                             kbulk run --cell ID --out DIR runs one,
                             kbulk merge DIR... --out DIR merges them
+  kbulk bisect --test SUITE.CASE
+                            the first patch of the series that makes it fail
 
 Exit status: 0 pass, 1 test failure, 3 kernel crash, 4 timeout/hang,
 5 build failure, 6 config error, 7 patch failure, 8 infrastructure error,
@@ -379,6 +382,68 @@ def _add_kcidb(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--patches-url", help="URL of the patch files (gives patchset_files)")
 
 
+def _add_bisect(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "bisect",
+        help="find the first patch that makes a test fail (or a metric worse) by binary search",
+        description="Binary search over the series' prefixes (built incrementally in "
+        "series-check's work tree, booted like `kbulk run`) for the first patch that makes "
+        "the condition bad. Prefix 0 (no patches) must be good and the whole series bad; "
+        "both are checked first. Prefixes that do not build or boot are skipped. Exit: "
+        f"{bisect.EXIT_FOUND} found, {bisect.EXIT_AMBIGUOUS} only untestable (skipped) "
+        "prefixes left between good and bad (candidates listed), 2 usage, 7 a patch does "
+        f"not apply, 8 infrastructure error, {bisect.EXIT_REFUSED} refused (prefix 0 not "
+        "good or the whole series not bad).",
+    )
+    what = p.add_mutually_exclusive_group(required=True)
+    what.add_argument("--test", metavar="SUITE.CASE",
+                      help="bad when this KTAP test fails or crashes, e.g. "
+                      "page_alloc_bulk_semantics.bulk_nothing_to_do")  # fmt: skip
+    what.add_argument("--module", metavar="NAME",
+                      help="bad when the guest's step loading this test module fails")  # fmt: skip
+    what.add_argument("--boots", action="store_true",
+                      help="bad when the kernel crashes or hangs")  # fmt: skip
+    what.add_argument("--metric", metavar="MODULE.CASE.KEY",
+                      help="bad when this kbulk-metric is worse (the metric vocabulary's "
+                      "direction) than --limit, or than prefix 0 by more than --change "
+                      "(default: the vocabulary's threshold), e.g. "
+                      "kbulk_bench.order0_batch64.ns_per_page")  # fmt: skip
+    bound = p.add_mutually_exclusive_group()
+    bound.add_argument("--limit", type=float, metavar="VALUE",
+                       help="with --metric: an absolute limit in the metric's unit")  # fmt: skip
+    bound.add_argument("--change", type=_percent, metavar="PCT",
+                       help="with --metric: worse than prefix 0 by more than PCT percent "
+                       "(percentage points for 0..1 rates), e.g. 20 or 20%%")  # fmt: skip
+    p.add_argument("--spec", type=Path, default=DEFAULT_SPEC,
+                   help="run definition (config, modules, boot); default: %(default)s")  # fmt: skip
+    p.add_argument("--series", type=Path, help="patch series directory; default: the spec's")
+    p.add_argument("--arch", choices=sorted(ARCHES),
+                   help="the one architecture to bisect on; default: the spec's first")  # fmt: skip
+    p.add_argument("--suites", help="KUnit suite glob (kunit.filter_glob); default: the spec's")
+    p.add_argument("--no-modules", action="store_true", help="skip the out-of-tree test modules")
+    p.add_argument("--accel", choices=["auto", "kvm", "tcg"], default="auto",
+                   help="auto: KVM only if a probe boot proves it works (default)")  # fmt: skip
+    p.add_argument("--cmdline", action="append", default=[],
+                   help="extra kernel command-line argument (repeatable)")  # fmt: skip
+    p.add_argument("--timeout", type=_seconds, metavar="SECONDS",
+                   help="overall seconds per boot, > 0 (overrides the spec)")  # fmt: skip
+    p.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 1,
+                   help="parallel make jobs; default: %(default)s")  # fmt: skip
+    p.add_argument("--results", type=Path, default=Path("results"),
+                   help="directory for result directories; default: %(default)s")  # fmt: skip
+    p.add_argument("--quiet", action="store_true", help="only the summary")
+
+
+def _percent(text: str) -> float:
+    try:
+        value = float(text.removesuffix("%")) / 100
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"{text}: a positive percentage, e.g. 20 or 20%")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="kbulk", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -394,6 +459,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_kcidb(sub)
     _add_plan(sub)
     _add_merge(sub)
+    _add_bisect(sub)
     return parser
 
 
@@ -846,6 +912,72 @@ def cmd_kcidb(args: argparse.Namespace, reporter: Reporter) -> int:
     return 0
 
 
+def _condition(args: argparse.Namespace) -> bisect.Condition:
+    """The bisect's meaning of bad (ConditionError: a usage error naming the option)."""
+    if args.metric is None and (args.limit is not None or args.change is not None):
+        raise bisect.ConditionError("--limit and --change go with --metric")
+    if args.test is not None:
+        return bisect.TestCondition(args.test)
+    if args.module is not None:
+        return bisect.ModuleCondition(args.module)
+    if args.boots:
+        return bisect.BootsCondition()
+    return bisect.MetricCondition(args.metric, args.limit, args.change)
+
+
+def cmd_bisect(args: argparse.Namespace, reporter: Reporter) -> int:
+    try:
+        spec = load_spec(args.spec, REPO_ROOT)
+        condition = _condition(args)
+        suites = validate_suites(args.suites) if args.suites else None
+    except (SpecError, ValueError) as e:  # ConditionError is a ValueError
+        reporter.error(str(e))
+        return EXIT_USAGE
+    series_dir = args.series or spec.series
+    if series_dir is None:
+        reporter.error(f"{args.spec}: the run definition names no series; pass --series DIR")
+        return EXIT_USAGE
+    steps = [] if args.no_modules else [m.name for m in spec.modules]
+    needs = args.module or (args.metric and args.metric.split(".")[0])
+    if needs and needs not in steps:
+        reporter.error(
+            f"{'--module' if args.module else '--metric'} {args.module or args.metric}: "
+            f"module {needs} is not loaded by {args.spec}"
+            + (
+                " (--no-modules)"
+                if args.no_modules
+                else f" (modules: {', '.join(steps) or 'none'})"
+            )
+        )
+        return EXIT_USAGE
+    if args.timeout is not None:
+        spec.boot.timeout = args.timeout
+    arch = args.arch or spec.arches[0]
+    run_opts = RunOptions(
+        spec=spec, results_root=args.results, cache=cache_root(), series_override=series_dir,
+        arches=[arch], suites=suites, accel=args.accel, jobs=args.jobs,
+        extra_cmdline=args.cmdline, modules=not args.no_modules, argv=sys.argv,
+    )  # fmt: skip
+    opts = bisect.BisectOptions(run_opts, series_dir, arch, condition, argv=sys.argv)
+    try:
+        load_series(series_dir)  # a usage error before a result directory exists
+        out = fresh_dir(args.results, tag="bisect")
+        bisector = bisect.Bisector(opts, reporter, out)
+    except Exception as e:  # the series does not load, the results directory is unwritable
+        failed = failure(e, error_log())
+        reporter.error(failed.message)
+        return EXIT_USAGE if isinstance(e, PatchError) else EXIT_CODES[failed.status]
+    reporter.info(f"results: {out}")
+    reporter.info(f"bad: {condition.describe()}")
+    report = bisector.run()
+    reporter.info("")
+    for line in report.summary_lines():
+        reporter.info(line)
+    reporter.info(f"results: {out} ({bisect.REPORT_JSON}, {bisect.REPORT_MD}); "
+                  f"exit {report.exit_code}")  # fmt: skip
+    return report.exit_code
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -863,6 +995,7 @@ def main(argv: list[str] | None = None) -> int:
         "kcidb": cmd_kcidb,
         "plan": cmd_plan,
         "merge": cmd_merge,
+        "bisect": cmd_bisect,
     }
     try:
         return handlers[args.command](args, reporter)

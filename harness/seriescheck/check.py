@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from harness.errors import failure
 from harness.kernel.arch import Arch, get_arch
-from harness.kernel.build import BuildError, KernelBuilder
-from harness.kernel.kconfig import ConfigRequest, Mismatch, verify
+from harness.kernel.build import KernelBuilder
+from harness.kernel.kconfig import ConfigRequest
 from harness.kernel.patches import PatchedTree, PatchError, Series, load_series
 from harness.kernel.source import SourceTree, from_debian
 from harness.pipeline import config_request
@@ -20,6 +19,7 @@ from harness.progress import Reporter
 from harness.record.store import default_meta
 from harness.seriescheck.checkpatch import run_checkpatch
 from harness.seriescheck.errors import SeriesCheckError
+from harness.seriescheck.prefix import build_prefix
 from harness.seriescheck.report import (
     REPORT_JSON,
     REPORT_MD,
@@ -34,7 +34,7 @@ from harness.seriescheck.report import (
 )
 from harness.seriescheck.touched import touched_files
 from harness.seriescheck.warnings import diff_warnings, parse_warnings
-from harness.seriescheck.worktree import WorkTree, defined_symbols
+from harness.seriescheck.worktree import WorkTree
 from harness.spec import RunSpec
 
 
@@ -185,29 +185,13 @@ class SeriesCheck:
         builder = state.builder
         arch = builder.arch.name
         log = state.logs / f"prefix-{k:04d}.log"
-        log.write_text("")
-        result = PrefixBuild(arch, k, PrefixStatus.OK, log=str(log))
         title = f"[{k}/{total}] {arch} " + (entry.name[:50] if entry else "baseline")
         with self.reporter.step(title) as step:
-            started = time.monotonic()
-            try:
-                problems = self._configure(builder, log, reconfigure, work.path, result)
-            except BuildError as e:
-                found = failure(e)
-                result.status, result.first_error = PrefixStatus.of(found.status), found.message
-                result.duration = round(time.monotonic() - started, 1)
+            result, made = build_prefix(builder, work.path, k, log, reconfigure, step.activity)
+            if not made:
                 step.outcome = result.status.upper()
                 state.previous, state.previous_ok = [], False
                 return result
-            rc, scan = builder.run_make(builder.kernel_targets(), log, step.activity)
-            result.duration = round(time.monotonic() - started, 1)
-            result.warnings_total = scan.warnings
-            image_ok = (builder.build_dir / builder.arch.image).is_file()
-            if rc != 0 or not image_ok:
-                result.status = PrefixStatus.BUILD_FAILURE
-                result.first_error = scan.first_error or f"make exited with {rc}"
-            elif problems:
-                result.status = PrefixStatus.CONFIG_ERROR
             lines = log.read_text(errors="replace").splitlines()
             if entry is not None and state.previous is not None:
                 self._compare(state, entry, lines, work.path, result)
@@ -216,29 +200,6 @@ class SeriesCheck:
             ok = result.status is PrefixStatus.OK
             step.outcome = ("ok" if ok else result.status.upper()) + new
         return result
-
-    def _configure(
-        self, builder: KernelBuilder, log: Path, force: bool, tree: Path, result: PrefixBuild
-    ) -> list[Mismatch]:
-        """Configure when the Kconfig changed (or at the baseline); verify at every prefix.
-
-        Without a Kconfig change the .config stays valid: make's own syncconfig
-        covers it, and a full reconfiguration would only cost time.
-        """
-        dotconfig = builder.build_dir / ".config"
-        if force or not dotconfig.is_file():
-            mismatches = builder.configure(log, force=True)
-        else:
-            mismatches = verify(builder.request, dotconfig.read_text())
-        if not mismatches:
-            return []
-        present = defined_symbols(tree, [m.requirement.symbol for m in mismatches])
-        real = [m for m in mismatches if m.requirement.symbol in present]
-        result.not_yet_present = [
-            m.requirement.symbol for m in mismatches if m.requirement.symbol not in present
-        ]
-        result.config_mismatches = [str(m) for m in real]
-        return real
 
     @staticmethod
     def _compare(

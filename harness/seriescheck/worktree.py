@@ -97,6 +97,31 @@ class WorkTree:
         run_patch(self.path, self.series.patches[k - 1])
         self._record(k)
 
+    @property
+    def applied(self) -> int | None:
+        """How many patches the tree holds (None: unknown, reset() first)."""
+        applied = self._state().get("applied")
+        return applied if isinstance(applied, int) else None
+
+    def goto(self, k: int) -> None:
+        """Bring the tree from its recorded prefix to prefix k, applying or reverse-applying
+        one patch at a time (bisect visits prefixes out of order). Reverse-applied files
+        get fresh mtimes too, so make rebuilds what changed either way."""
+        current = self.applied
+        if current is None:
+            raise SeriesCheckError(f"{self.state_file}: unknown state, reset the work tree first")
+        total = len(self.series.patches)
+        if not 0 <= k <= total:
+            raise SeriesCheckError(f"prefix {k} is outside the series (0..{total})")
+        while current < k:
+            current += 1
+            self.apply(current)
+        while current > k:
+            self._record(None)
+            run_patch(self.path, self.series.patches[current - 1], reverse=True)
+            current -= 1
+            self._record(current)
+
     def touch(self, files: Iterable[str]) -> None:
         for name in files:
             path = self.path / name
@@ -110,7 +135,9 @@ class WorkTree:
             try:
                 fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise SeriesCheckError(f"another series-check is using {self.root}") from None
+                raise SeriesCheckError(
+                    f"another series-check or bisect is using {self.root}"
+                ) from None
             yield
 
 
