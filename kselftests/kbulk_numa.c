@@ -279,7 +279,7 @@ static const struct numa_case cases[] = {
 /* Interleave of mixed sizes: each node of the set gets at least half its share of pages. */
 static bool mixed_spread_ok(const struct policy_view *v)
 {
-	unsigned long share = placement.nr_pages / max(1U, nodes_weight(v->nodes));
+	unsigned long share = placement.nr_pages / max_t(unsigned int, 1, nodes_weight(v->nodes));
 	int nid;
 
 	for_each_node_mask(nid, v->nodes)
@@ -293,6 +293,7 @@ static int __init kbulk_numa_init(void)
 	int nr = 0, nr_tests = ARRAY_SIZE(cases) + 1, local;
 	cpumask_var_t saved;
 	struct policy_view view;
+	char suite[40];
 	struct page **pages;
 	bool all_ok = true, pinned = false;
 	unsigned int i;
@@ -309,15 +310,17 @@ static int __init kbulk_numa_init(void)
 		return -ENOMEM;
 	}
 
-	ktap_suite_start("kbulk_numa", nr_tests);
-	kbulk_print_env();
-
 	/* Run on the CPUs of @local_node (a memory-only node has none: stay put). */
 	cpumask_copy(saved, current->cpus_ptr);
 	if (local_node >= 0 && cpumask_intersects(cpumask_of_node(local_node), cpu_online_mask))
 		pinned = !set_cpus_allowed_ptr(current, cpumask_of_node(local_node));
 	local = numa_node_id();
 	read_policy(&view, local);
+
+	/* One suite per policy, so the steps of one run stay apart in the results. */
+	snprintf(suite, sizeof(suite), "kbulk_numa_%s", view.mode);
+	ktap_suite_start(suite, nr_tests);
+	kbulk_print_env();
 	ktap_diag("policy %s nodes %*pbl, running on node %d (%s), %u nodes online",
 		  view.mode, nodemask_pr_args(&view.nodes), local,
 		  pinned ? "pinned" : "not pinned", num_online_nodes());
@@ -371,7 +374,7 @@ static int __init kbulk_numa_init(void)
 		set_cpus_allowed_ptr(current, saved);
 	free_cpumask_var(saved);
 	kvfree(pages);
-	ktap_suite_end("kbulk_numa", all_ok);
+	ktap_suite_end(suite, all_ok);
 	return 0;
 }
 

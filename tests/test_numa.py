@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 
+from harness.analysis.analyze import module_steps
 from harness.boot import numa
 from harness.boot.guest.initramfs import ModuleStep, render_plan
 from harness.boot.guest.mempolicy import MemPolicy, MemPolicyError, MemPolicyMode
@@ -158,3 +159,19 @@ def test_numa_run_definition_asks_for_two_nodes_and_every_policy() -> None:
     modes = {m.mempolicy.mode for m in spec.modules if m.mempolicy is not None}
     assert modes == set(MemPolicyMode)
     assert any(m.mempolicy is None for m in spec.modules)  # the default policy as control
+
+
+def test_a_failed_step_is_not_hidden_by_a_later_load_of_the_same_module() -> None:
+    begin, end = (
+        "kbulk-init: step begin insmod kbulk_numa ",
+        "kbulk-init: step end insmod kbulk_numa",
+    )
+    lines = [
+        begin, f"{end} rc=0",
+        "kbulk-init: mempolicy bind 1 failed: Invalid argument",
+        begin, f"{end} rc=-22 (not loaded: its mempolicy failed: Invalid argument)",
+        "kbulk-init: mempolicy default",
+        begin, f"{end} rc=0",
+    ]  # fmt: skip
+    assert module_steps(lines) == {"kbulk_numa": -22}
+    assert module_steps([begin, f"{end} rc=0", begin]) == {"kbulk_numa": None}  # never ended
