@@ -154,8 +154,11 @@ static void step_mempolicy(char *args)
 	char *mode_name = strtok(args, " \t");
 	char *nodes = strtok(NULL, " \t");
 	unsigned long mask[2] = { 0, 0 };	/* nodes 0-63; the rest must stay 0 */
+	char shown[128];	/* the node list as written: strtok() below cuts it */
 	int mode = -1;
 	size_t i;
+
+	snprintf(shown, sizeof(shown), "%s", nodes ? nodes : "");
 
 	for (i = 0; mode_name && i < sizeof(mpol_modes) / sizeof(mpol_modes[0]); i++)
 		if (!strcmp(mode_name, mpol_modes[i].name))
@@ -178,12 +181,11 @@ static void step_mempolicy(char *args)
 	/* maxnode counts bits and the kernel ignores the last one: 64 + 1. */
 	if (syscall(SYS_set_mempolicy, mode, mode == MPOL_DEFAULT ? NULL : mask, 65)) {
 		mempolicy_error = errno;
-		say(MARK "mempolicy %s %s failed: %s\n", mode_name, nodes ? nodes : "",
-		    strerror(errno));
+		say(MARK "mempolicy %s %s failed: %s\n", mode_name, shown, strerror(errno));
 		return;
 	}
 	mempolicy_error = 0;
-	say(MARK "mempolicy %s %s\n", mode_name, nodes ? nodes : "");
+	say(MARK "mempolicy %s %s\n", mode_name, shown);
 }
 
 static void run_plan(void)
