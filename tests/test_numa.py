@@ -61,9 +61,12 @@ def test_qemu_command_gets_the_nodes_on_every_arch(arch: str) -> None:
     assert "-numa" not in plain
     with_nodes = BootSpec(boot.kernel, boot.initramfs, boot.cmdline, "1G", 2, numa_nodes=2)
     argv = qemu_command(get_arch(arch), with_nodes, Accel.TCG).argv
-    assert argv[: len(plain)] == plain  # added, nothing else changed
+    smp = plain.index("-smp") + 1
+    assert argv[:smp] == plain[:smp] and argv[smp + 1 : len(plain)] == plain[smp + 1 :]
     assert argv[len(plain) :] == numa.qemu_args(numa.layout(2, "1G", 2))
     assert argv[argv.index("-m") + 1] == "1G"  # the total stays -m
+    # one socket per CPU, so no LLC spans two nodes (x86 WARNs about that)
+    assert argv[argv.index("-smp") + 1] == "2,sockets=2,cores=1,threads=1"
 
 
 def test_every_arch_says_what_a_numa_kernel_needs() -> None:

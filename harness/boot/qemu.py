@@ -57,6 +57,9 @@ def qemu_command(arch: Arch, boot: BootSpec, accel: str) -> QemuCommand:
         *arch.qemu_extra,
     ]  # fmt: skip
     if boot.numa_nodes is not None:
+        # One socket per CPU: QEMU's default puts every CPU in one socket, i.e. one LLC
+        # across nodes, and x86 WARNs that an LLC sibling is on another node.
+        argv[argv.index("-smp") + 1] = f"{boot.smp},sockets={boot.smp},cores=1,threads=1"
         argv += numa.qemu_args(numa.layout(boot.numa_nodes, boot.memory, boot.smp))
     if accel == Accel.TCG_ICOUNT:
         if boot.icount is None:
