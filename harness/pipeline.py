@@ -107,6 +107,8 @@ def config_request(spec: RunSpec, arch: Arch, tree: PatchedTree) -> ConfigReques
     """The run definition's config for ``arch``; series fragments only when a series applies."""
     request = ConfigRequest(spec.config_base)
     request.add_symbols(arch.kconfig, f"arch {arch.name}")
+    if spec.boot.numa_nodes is not None:
+        request.add_symbols(arch.numa_kconfig, f"arch {arch.name} (boot.numa)")
     series_only = spec.series_fragments if tree.series is not None else []
     for fragment in [*spec.fragments, *series_only, *spec.arch_fragments.get(arch.name, [])]:
         request.add_fragment(fragment)
@@ -370,7 +372,7 @@ class Pipeline:
                     RunStatus.BUILD_FAILURE,
                     f"module {load.name}.ko was not built ({load.where}; log: {log})",
                 )
-            steps.append(ModuleStep(by_name[load.name], load.params))
+            steps.append(ModuleStep(by_name[load.name], load.params, load.mempolicy))
         return steps
 
     def boot_request(self, arch: Arch, prepared: Prepared) -> BootRequest:
@@ -385,6 +387,7 @@ class Pipeline:
             memory=boot.memory,
             smp=boot.smp,
             icount=boot.icount,
+            numa_nodes=boot.numa_nodes,
             timeout=boot.timeout,
             inactivity_timeout=boot.inactivity_timeout,
         )

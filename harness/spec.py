@@ -16,6 +16,8 @@ from typing import Any
 import yaml
 
 from harness.analysis.module_metrics import DeclaredMetric, MetricRule
+from harness.boot import numa
+from harness.boot.guest.mempolicy import MemPolicy, MemPolicyError, MemPolicyMode
 from harness.kernel.arch import ARCHES
 from harness.kernel.source import DebianPackage
 from harness.spec_modules import ENTRY_KEYS, ModuleSource, check_name, parse_entry_extras
@@ -87,6 +89,7 @@ class ModuleLoad:
     rules: list[MetricRule] = field(default_factory=list)  # regex -> metrics; none: KTAP
     declared: list[DeclaredMetric] = field(default_factory=list)  # the rules' metrics
     where: str = ""  # file:line of the entry
+    mempolicy: MemPolicy | None = None  # the task policy its init runs under (NUMA guests)
 
 
 @dataclass
@@ -99,6 +102,8 @@ class BootOptions:
     # QEMU -icount shift: guest time advances 2^shift ns per instruction, so
     # the modules' timings are instruction counts, not host speed (TCG only).
     icount: int | None = None
+    # NUMA nodes of the guest (None: QEMU's single node); memory split evenly.
+    numa_nodes: int | None = None
 
 
 TRADEOFF_DIRECTIONS = ("higher", "lower")
@@ -365,6 +370,64 @@ def series_tradeoffs(series: Path | None) -> list[Tradeoff]:
     return load_tradeoffs(series / TRADEOFFS_FILE)
 
 
+def _numa_nodes(r: _Reader, boot: _Map) -> int:
+    """boot.numa: {nodes: N}; the memory must split evenly (checked against boot.memory)."""
+    numa_map = r.mapping(boot["numa"], boot, "numa", {"nodes"})
+    if "nodes" not in numa_map:
+        raise r.fail(numa_map, None, "boot.numa needs 'nodes' (e.g. numa: {nodes: 2})")
+    nodes = r.typed(numa_map, "nodes", int, 0)
+    memory = str(r.typed(boot, "memory", (str, int), "1G"))
+    smp = r.typed(boot, "smp", int, 2)
+    try:
+        numa.layout(nodes, memory, smp)
+    except numa.NumaError as e:
+        key = "memory" if "memory" in str(e) and "memory" in boot else "nodes"
+        where = boot if key == "memory" else numa_map
+        raise r.fail(where, key, f"boot.numa: {e}") from None
+    return int(nodes)
+
+
+def _mempolicy(r: _Reader, entry: _Map) -> MemPolicy:
+    """A module step's mempolicy: {mode: bind|interleave|preferred|preferred_many, nodes: [..]}."""
+    pol = r.mapping(entry["mempolicy"], entry, "mempolicy", {"mode", "nodes"})
+    for required in ("mode", "nodes"):
+        if required not in pol:
+            raise r.fail(pol, None, f"mempolicy needs '{required}'")
+    mode = r.typed(pol, "mode", str, "")
+    allowed = ", ".join(m.value for m in MemPolicyMode)
+    if mode not in {m.value for m in MemPolicyMode}:
+        raise r.fail(pol, "mode", f"{mode!r}; allowed: {allowed}")
+    nodes = r.typed(pol, "nodes", list, [])
+    if any(not isinstance(n, int) or isinstance(n, bool) for n in nodes):
+        raise r.fail(pol, "nodes", f"expected a list of node numbers, got {nodes!r}")
+    try:
+        return MemPolicy(MemPolicyMode(mode), tuple(nodes))
+    except MemPolicyError as e:
+        raise r.fail(pol, "nodes", str(e)) from None
+
+
+def _check_mempolicy_nodes(r: _Reader, top: _Map, spec: RunSpec, lines: list[int]) -> None:
+    """Every policy names nodes the guest has (a policy without boot.numa has no nodes to use)."""
+    for load, line in zip(spec.modules, lines, strict=True):
+        if load.mempolicy is None:
+            continue
+        nodes = spec.boot.numa_nodes
+        if nodes is None:
+            raise r.fail(
+                top, "modules",
+                f"{load.name}: a mempolicy needs a NUMA guest; add boot: numa: {{nodes: N}}",
+                line,
+            )  # fmt: skip
+        missing = [n for n in load.mempolicy.nodes if n >= nodes]
+        if missing:
+            raise r.fail(
+                top, "modules",
+                f"{load.name}: mempolicy node(s) {missing} do not exist: boot.numa.nodes is "
+                f"{nodes} (nodes 0-{nodes - 1})",
+                line,
+            )  # fmt: skip
+
+
 def load_spec(path: Path, repo_root: Path) -> RunSpec:
     """Load a run definition; relative paths are relative to the repository root."""
     data = _load_yaml(path)
@@ -417,6 +480,7 @@ def load_spec(path: Path, repo_root: Path) -> RunSpec:
         kunit = r.mapping(top["kunit"], top, "kunit", {"filter_glob"})
         spec.kunit_filter = r.typed(kunit, "filter_glob", (str, type(None)), None)
 
+    policy_lines: list[int] = []  # line of each module entry's mempolicy (or the entry)
     if "modules" in top:
         mods = r.mapping(top["modules"], top, "modules", {"dir", "load"})
         spec.modules_dir = _resolve(repo_root, r.typed(mods, "dir", str, "kselftests"))
@@ -428,8 +492,9 @@ def load_spec(path: Path, repo_root: Path) -> RunSpec:
                 line = lines[index] if index < len(lines) else None
                 check_name(r, label, item, line)
                 spec.modules.append(ModuleLoad(item, where=f"{path}:{line}"))
+                policy_lines.append(mods.key_lines.get("load", mods.line))
                 continue
-            entry = r.mapping(item, mods, "load", {"name", "params", *ENTRY_KEYS})
+            entry = r.mapping(item, mods, "load", {"name", "params", "mempolicy", *ENTRY_KEYS})
             if "name" not in entry:
                 raise r.fail(entry, None, "modules.load entry needs 'name'")
             name = r.typed(entry, "name", str, "")
@@ -439,8 +504,10 @@ def load_spec(path: Path, repo_root: Path) -> RunSpec:
                 ModuleLoad(
                     name, r.str_list(entry, "params"), extras.source, extras.load_rc,
                     extras.rules, extras.declared, extras.where,
+                    _mempolicy(r, entry) if "mempolicy" in entry else None,
                 )
             )  # fmt: skip
+            policy_lines.append(entry.key_lines.get("mempolicy", entry.line))
         _check_module_names(r, mods, spec.modules)
 
     if "boot" in top:
@@ -448,7 +515,7 @@ def load_spec(path: Path, repo_root: Path) -> RunSpec:
             top["boot"],
             top,
             "boot",
-            {"memory", "smp", "cmdline", "timeout", "inactivity_timeout", "icount"},
+            {"memory", "smp", "cmdline", "timeout", "inactivity_timeout", "icount", "numa"},
         )
         icount = r.typed(boot, "icount", (int, type(None)), None)
         if icount is not None and not 0 <= icount <= 10:
@@ -460,7 +527,9 @@ def load_spec(path: Path, repo_root: Path) -> RunSpec:
             timeout=r.seconds(boot, "timeout", 1200),
             inactivity_timeout=r.seconds(boot, "inactivity_timeout", 300),
             icount=icount,
+            numa_nodes=_numa_nodes(r, boot) if "numa" in boot else None,
         )
+    _check_mempolicy_nodes(r, top, spec, policy_lines)
     if "tradeoffs" in top:
         spec.tradeoffs = _tradeoffs(r, top, "tradeoffs", top["tradeoffs"])
     return spec

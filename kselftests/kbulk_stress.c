@@ -103,6 +103,11 @@ static bool fragment = true;
 module_param(fragment, bool, 0444);
 MODULE_PARM_DESC(fragment, "Leave the free memory in order-0 holes (default Y)");
 
+static int prefrag_order = -1;
+module_param(prefrag_order, int, 0444);
+MODULE_PARM_DESC(prefrag_order,
+		 "Before the cases take every free block of this order, free the odd ones by PFN and hold the rest until the cases end (default -1: off)");
+
 static bool caller_loop = true;
 module_param(caller_loop, bool, 0444);
 MODULE_PARM_DESC(caller_loop, "Add <mode>_order0_callerloop cases (default Y)");
@@ -236,6 +241,7 @@ static struct kbulk_hog {
 	struct hog_list chunks;		/* setup hog, large chunks */
 	struct hog_list keep;		/* taken by the keeper during a case */
 	struct hog_list frag;		/* fragmenter's kept order-0 pages */
+	struct hog_list prefrag;	/* @prefrag_order blocks held for the run */
 	unsigned long target;		/* chunks.pages between cases */
 	unsigned long holes;		/* pages the fragmenter freed */
 	long headroom;			/* usable pages left free in a case */
@@ -1249,6 +1255,64 @@ static int kbulk_alloc_workers(void)
 	return 0;
 }
 
+/* Free blocks above @order in all zones (racy snapshot, for the report). */
+static unsigned long kbulk_free_blocks_above(unsigned int order)
+{
+	unsigned long sum = 0;
+	struct zone *zone;
+	unsigned int o;
+
+	for (zone = kbulk_next_zone(NULL); zone; zone = kbulk_next_zone(zone))
+		for (o = order + 1; o < NR_PAGE_ORDERS; o++)
+			sum += READ_ONCE(zone->free_area[o].nr_free);
+	return sum;
+}
+
+/*
+ * Deterministic fragmentation (@prefrag_order): take every free block of
+ * that order (no reclaim, no compaction, no reserves), then free the blocks
+ * whose index pfn >> order is odd and hold the even ones until the cases
+ * end.  A freed block's buddy is held (by us or by whoever had it), so no
+ * free block larger than @prefrag_order forms from the freed ones: the
+ * larger orders meet the same layout whatever the boot left where.
+ */
+static void kbulk_prefragment(void)
+{
+	unsigned int order = prefrag_order;
+	unsigned long taken = 0, freed = 0, above;
+	struct page *page, *next;
+	struct kbulk_metric m;
+	u64 t0 = ktime_get_ns();
+	LIST_HEAD(blocks);
+
+	above = kbulk_free_blocks_above(order);
+	while ((page = alloc_pages(HOG_GFP, order))) {
+		list_add_tail(&page->lru, &blocks);
+		taken++;
+		cond_resched();
+	}
+	list_for_each_entry_safe(page, next, &blocks, lru) {
+		list_del(&page->lru);
+		if ((page_to_pfn(page) >> order) & 1) {
+			__free_pages(page, order);
+			freed++;
+		} else {
+			hog_add(&hog.prefrag, page, order);
+		}
+	}
+
+	kbm_start(&m, "prefrag");
+	kbm_u64(&m, "order", order);
+	kbm_u64(&m, "blocks_taken", taken);
+	kbm_u64(&m, "blocks_freed", freed);
+	kbm_u64(&m, "held_pages", hog.prefrag.pages);
+	kbm_u64(&m, "free_above_order_before", above);
+	kbm_u64(&m, "free_above_order_after", kbulk_free_blocks_above(order));
+	kbm_u64(&m, "free_pages", global_zone_page_state(NR_FREE_PAGES));
+	kbm_u64(&m, "setup_ms", div_u64(ktime_get_ns() - t0, NSEC_PER_MSEC));
+	kbm_print(&m);
+}
+
 static void kbulk_setup_pressure(void)
 {
 	struct kbulk_metric m;
@@ -1289,7 +1353,7 @@ static int __init kbulk_stress_init(void)
 	int ret;
 
 	if (!threads || threads > 64 || batch > SZ_64K || blocks > SZ_64K ||
-	    folio_kb > SZ_64K)
+	    folio_kb > SZ_64K || prefrag_order > (int)MAX_PAGE_ORDER)
 		return -EINVAL;
 	kbulk_cases = kcalloc(KBULK_MAX_CASES, sizeof(*kbulk_cases), GFP_KERNEL);
 	kbulk_evbuf = kcalloc(NR_VM_EVENT_ITEMS, sizeof(*kbulk_evbuf), GFP_KERNEL);
@@ -1304,6 +1368,7 @@ static int __init kbulk_stress_init(void)
 	INIT_LIST_HEAD(&hog.chunks.head);
 	INIT_LIST_HEAD(&hog.keep.head);
 	INIT_LIST_HEAD(&hog.frag.head);
+	INIT_LIST_HEAD(&hog.prefrag.head);
 	init_completion(&hog.done);
 
 	ktap_suite_start("kbulk_stress", kbulk_nr_cases + 1);
@@ -1313,6 +1378,9 @@ static int __init kbulk_stress_init(void)
 	rcu_barrier();
 	free_before = kbulk_free_pages_exact();
 
+	/* before the hog, so the layout the cases meet is the same on every boot */
+	if (prefrag_order >= 0)
+		kbulk_prefragment();
 	register_oom_notifier(&kbulk_oom_nb);
 	kbulk_setup_pressure();
 
@@ -1323,6 +1391,7 @@ static int __init kbulk_stress_init(void)
 	hog_free(&hog.keep, ULONG_MAX);
 	hog_free(&hog.frag, ULONG_MAX);
 	hog_free(&hog.chunks, ULONG_MAX);
+	hog_free(&hog.prefrag, ULONG_MAX);
 
 	/* let exited kthreads and RCU-freed objects go back first */
 	rcu_barrier();

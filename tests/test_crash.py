@@ -122,3 +122,17 @@ def test_recorded_x86_panic_from_kunit_fault() -> None:
     assert reports[0].test == "kunit_fault.<case #1>"
     assert reports[0].title.startswith("BUG: kernel NULL pointer dereference")
     assert any("Kernel panic - not syncing: Fatal exception" in x for x in reports[0].excerpt)
+
+
+def test_warning_in_the_7_2_format_is_a_warning() -> None:
+    """kernel/panic.c since 6.x: "WARNING: <file>:<line> at <func>, CPU#<n>: <comm>/<pid>"
+    (seen on a 7.2.13 NUMA guest: x86's topology_sane())."""
+    from harness.analysis.crash import CrashKind, classify_line
+
+    line = (
+        "WARNING: ../linux/arch/x86/kernel/smpboot.c:329 at topology_sane.isra.0+0x33/0x3d, "
+        "CPU#1: swapper/1/0"
+    )
+    assert classify_line(line) is CrashKind.WARNING
+    assert classify_line("WARNING: at f+0x1/0x2, CPU#0: init/1") is CrashKind.WARNING
+    assert classify_line("sched: WARNING is just a word here") is None

@@ -42,19 +42,27 @@ def results(run: dict[str, Any]) -> dict[str, Any]:
 
 def test_lava_log_gives_the_local_runs_results(tmp_path: Path) -> None:
     code, lava, output = parse(LAVA_LOG, tmp_path / "lava.json")
-    assert code == 0, output
     assert "LAVA job log" in output
     (local,) = json.loads(LOCAL.read_text())["runs"]
-    assert results(lava) == results(local)
+    # The live run was recorded before the crash detector knew 7.2's WARNING
+    # format ("WARNING: file:line at func, CPU#n"), so its status (pass) missed
+    # the upstream scheduler warning at console line 346 (hrtimer_forward() on a
+    # queued dl_server timer, during kbulk_stress). What a job log must give
+    # back is the live run's KTAP tree and metrics; status and crashes are
+    # checked against the console parsed by today's detector below.
+    assert {k: lava[k] for k in ("ktap", "metrics")} == {k: local[k] for k in ("ktap", "metrics")}
     assert lava["ktap"]["counts"]["passed"] >= 100  # KUnit and both modules, not a stub
     assert {m["test_path"][0] for m in lava["metrics"]} == {"kbulk_stress", "kbulk_bench"}
+    (warning,) = lava["crashes"]
+    assert warning["kind"] == "warning" and "hrtimer_forward" in warning["title"], warning
+    assert lava["status"] == "fail" and code == 1, output
     _, console, _ = parse(CONSOLE, tmp_path / "console.json")
     assert results(lava) == results(console)
 
 
 def test_format_is_auto_detected_and_can_be_forced(tmp_path: Path) -> None:
     code, forced, _ = parse(LAVA_LOG, tmp_path / "f.json", "--format", "lava")
-    assert code == 0
+    assert code == 1 and forced["ktap"]["counts"]["passed"] >= 100  # the warning: see above
     code, raw, _ = parse(LAVA_LOG, tmp_path / "raw.json", "--format", "console")
     # read as a raw console the records are not KTAP: LAVA's format must be undone
     assert results(raw) != results(forced)

@@ -39,11 +39,14 @@ class Analysis:
 
 
 def module_steps(lines: Iterable[str]) -> dict[str, int | None]:
+    """Module name -> insmod rc. A module loaded by several steps (e.g. once per
+    mempolicy) keeps its first failure: a later step that loads fine must not hide it."""
     steps: dict[str, int | None] = {}
     for line in lines:
         if m := STEP_BEGIN.search(line):
-            steps[m.group(1)] = None
-        elif m := STEP_END.search(line):
+            if steps.get(m.group(1)) in (None, 0):
+                steps[m.group(1)] = None
+        elif (m := STEP_END.search(line)) and steps.get(m.group(1)) is None:
             steps[m.group(1)] = int(m.group(2))
     return steps
 

@@ -34,7 +34,9 @@ _PATTERNS: list[tuple[CrashKind, re.Pattern[str]]] = [
         re.compile(r"Oops: |Internal error: Oops|Unable to handle kernel|general protection fault"),
     ),
     (CrashKind.UBSAN, re.compile(r"UBSAN: ")),
-    (CrashKind.WARNING, re.compile(r"WARNING: (?:CPU: \d+ PID: \d+ at|at )")),
+    # "WARNING: CPU: 1 PID: 7 at f" (before 6.x), "WARNING: at f" and, since then,
+    # "WARNING: mm/x.c:12 at f, CPU#1: comm/7" (kernel/panic.c __warn()).
+    (CrashKind.WARNING, re.compile(r"WARNING: (?:CPU: \d+ PID: \d+ at|at |\S+:\d+ at )")),
 ]
 _SEVERITY = {kind: i for i, (kind, _) in enumerate(_PATTERNS)}
 # Only ever searched: "-[ cut here ]-" matches the same lines as "-+\[ cut here \]-+", and a

@@ -13,6 +13,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
+from harness.boot import numa
 from harness.kernel.arch import Arch
 from harness.record.status import Accel
 
@@ -25,6 +26,7 @@ class BootSpec:
     memory: str = "1G"
     smp: int = 2
     icount: int | None = None  # -icount shift, TCG only
+    numa_nodes: int | None = None  # None: one node (QEMU's default)
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,11 @@ def qemu_command(arch: Arch, boot: BootSpec, accel: str) -> QemuCommand:
         "-append", cmdline,
         *arch.qemu_extra,
     ]  # fmt: skip
+    if boot.numa_nodes is not None:
+        # One socket per CPU: QEMU's default puts every CPU in one socket, i.e. one LLC
+        # across nodes, and x86 WARNs that an LLC sibling is on another node.
+        argv[argv.index("-smp") + 1] = f"{boot.smp},sockets={boot.smp},cores=1,threads=1"
+        argv += numa.qemu_args(numa.layout(boot.numa_nodes, boot.memory, boot.smp))
     if accel == Accel.TCG_ICOUNT:
         if boot.icount is None:
             raise ValueError("tcg-icount needs BootSpec.icount")

@@ -37,6 +37,7 @@ class BootRequest:
     memory: str = "1G"
     smp: int = 2
     icount: int | None = None
+    numa_nodes: int | None = None
     timeout: float = 1200.0
     inactivity_timeout: float = 300.0
 
@@ -106,6 +107,7 @@ class QemuBooter:
             memory=request.memory,
             smp=request.smp,
             icount=request.icount,
+            numa_nodes=request.numa_nodes,
         )
         verdict = accel_mod.choose(
             arch, self.accel, request.image, self.cache, reporter, icount=spec.icount
@@ -119,6 +121,7 @@ class QemuBooter:
             smp=spec.smp,
             cmdline=command.kernel_cmdline,
             icount=spec.icount,
+            numa_nodes=spec.numa_nodes,
         )
         if on_booted is not None:
             on_booted(info)

@@ -31,6 +31,8 @@ class Arch:
     host_machines: tuple[str, ...]  # platform.machine() values that can run KVM guests
     user_cc: str  # C compiler for the static guest init
     qemu_extra: list[str] = field(default_factory=list)
+    # Symbols a NUMA guest (boot.numa) needs so the kernel reads QEMU's node layout.
+    numa_kconfig: dict[str, str] = field(default_factory=dict)
 
     def cross_prefix_for_host(self) -> str:
         """Cross prefix, or "" when the host is this architecture."""
@@ -73,6 +75,9 @@ ARCHES: dict[str, Arch] = {
         },
         host_machines=("x86_64", "amd64"),
         user_cc="x86_64-linux-gnu-gcc",
+        # QEMU describes the nodes in the ACPI SRAT; x86 reads it only with
+        # X86_64_ACPI_NUMA, which depends on PCI (tinyconfig has neither).
+        numa_kconfig={"CONFIG_NUMA": "y", "CONFIG_PCI": "y", "CONFIG_X86_64_ACPI_NUMA": "y"},
     ),
     "arm64": Arch(
         name="arm64",
@@ -92,6 +97,9 @@ ARCHES: dict[str, Arch] = {
         },
         host_machines=("aarch64", "arm64"),
         user_cc="aarch64-linux-gnu-gcc",
+        # virt booted with -kernel describes the nodes in the device tree
+        # (numa-node-id); NUMA selects OF_NUMA, no ACPI needed.
+        numa_kconfig={"CONFIG_NUMA": "y", "CONFIG_OF_NUMA": "y"},
     ),
 }
 

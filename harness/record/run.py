@@ -91,6 +91,7 @@ class BootInfo:
     smp: int | None = None
     cmdline: str | None = None  # the kernel command line exactly as passed (-append)
     icount: int | None = None  # -icount shift, TCG only
+    numa_nodes: int | None = None  # NUMA nodes QEMU was given (None: one, QEMU's default)
     exit_reason: ExitReason | None = None
     qemu_exit_status: int | None = None
     notes: list[str] = field(default_factory=list)  # the console driver's remarks

@@ -128,6 +128,7 @@ class _Checker:
         self.field(data, "exit_reason", where, self.opt(self.enum(ExitReason)))
         self.field(data, "qemu_argv", where, self.each(self.string))
         self.field(data, "smp", where, self.opt_int)
+        self.field(data, "numa_nodes", where, self.opt_int)
         self.field(data, "notes", where, self.each(self.string))
 
     def ab(self, value: Any, where: str) -> None:

@@ -212,6 +212,7 @@ def _boot_from_dict(data: Mapping[str, Any]) -> BootInfo:
         smp=_opt_int(data.get("smp")),
         cmdline=data.get("cmdline"),
         icount=_opt_int(data.get("icount")),
+        numa_nodes=_opt_int(data.get("numa_nodes")),
         exit_reason=ExitReason(reason) if reason is not None else None,
         qemu_exit_status=_opt_int(data.get("qemu_exit_status")),
         notes=[str(n) for n in data.get("notes", [])],

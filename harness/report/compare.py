@@ -420,6 +420,9 @@ def facts(loaded: LoadedRun) -> dict[str, str | None]:
         "spec": loaded.meta.spec_name,
         "memory": boot.memory if boot is not None else None,
         "smp": str(boot.smp) if boot is not None and boot.smp is not None else None,
+        "numa_nodes": (
+            str(boot.numa_nodes) if boot is not None and boot.numa_nodes is not None else None
+        ),
         "cmdline": boot.cmdline if boot is not None else None,
         "host": f"{host.hostname} ({host.cpus} cpus)" if host is not None else None,
     }

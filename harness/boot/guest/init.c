@@ -11,14 +11,22 @@
  * Plan lines (one step per line, '#' starts a comment):
  *   insmod <path> [module parameters...]   load a module, then unload it
  *   echo <text>                            print text on the console
+ *   mempolicy <mode> [<node>[,<node>...]]  set init's task memory policy
+ *                                          (bind, interleave, preferred,
+ *                                          preferred_many, default); the
+ *                                          next insmod's module init runs
+ *                                          under it.  If it cannot be set,
+ *                                          that insmod fails without loading.
  *
  * Statically linked, no dependencies beyond libc.
  */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/mempolicy.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/reboot.h>
@@ -28,6 +36,12 @@
 
 #define PLAN_PATH "/kbulk/plan"
 #define MARK "kbulk-init: "
+
+/*
+ * errno of the last failed mempolicy step, 0 if it was set: a module must
+ * not run under the default policy when its step asked for another one.
+ */
+static int mempolicy_error;
 
 static void say(const char *fmt, ...)
 {
@@ -103,6 +117,11 @@ static int step_insmod(char *args)
 		params = "";
 	module_name(path, name, sizeof(name));
 	say(MARK "step begin insmod %s %s\n", name, params);
+	if (mempolicy_error) {
+		say(MARK "step end insmod %s rc=%d (not loaded: its mempolicy failed: %s)\n",
+		    name, -mempolicy_error, strerror(mempolicy_error));
+		return -1;
+	}
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0) {
 		say(MARK "step end insmod %s rc=%d (%s)\n", name, -errno, strerror(errno));
@@ -116,6 +135,57 @@ static int step_insmod(char *args)
 	say(MARK "step end insmod %s rc=%d%s%s\n", name, -err, err ? " " : "",
 	    err ? strerror(err) : "");
 	return rc;
+}
+
+static const struct {
+	const char *name;
+	int mode;
+} mpol_modes[] = {
+	{ "default", MPOL_DEFAULT },
+	{ "bind", MPOL_BIND },
+	{ "interleave", MPOL_INTERLEAVE },
+	{ "preferred", MPOL_PREFERRED },
+	{ "preferred_many", MPOL_PREFERRED_MANY },
+};
+
+/* "mempolicy <mode> [n,n,...]": set_mempolicy(2) on init itself (libc has no wrapper). */
+static void step_mempolicy(char *args)
+{
+	char *mode_name = strtok(args, " \t");
+	char *nodes = strtok(NULL, " \t");
+	unsigned long mask[2] = { 0, 0 };	/* nodes 0-63; the rest must stay 0 */
+	char shown[128];	/* the node list as written: strtok() below cuts it */
+	int mode = -1;
+	size_t i;
+
+	snprintf(shown, sizeof(shown), "%s", nodes ? nodes : "");
+
+	for (i = 0; mode_name && i < sizeof(mpol_modes) / sizeof(mpol_modes[0]); i++)
+		if (!strcmp(mode_name, mpol_modes[i].name))
+			mode = mpol_modes[i].mode;
+	mempolicy_error = EINVAL;
+	if (mode < 0) {
+		say(MARK "mempolicy: unknown mode '%s'\n", mode_name ? mode_name : "");
+		return;
+	}
+	for (char *tok = nodes ? strtok(nodes, ",") : NULL; tok; tok = strtok(NULL, ",")) {
+		char *end;
+		long node = strtol(tok, &end, 10);
+
+		if (*end || node < 0 || node > 63) {
+			say(MARK "mempolicy: bad node '%s'\n", tok);
+			return;
+		}
+		mask[0] |= 1UL << node;
+	}
+	/* maxnode counts bits and the kernel ignores the last one: 64 + 1. */
+	if (syscall(SYS_set_mempolicy, mode, mode == MPOL_DEFAULT ? NULL : mask, 65)) {
+		mempolicy_error = errno;
+		say(MARK "mempolicy %s %s failed: %s\n", mode_name, shown, strerror(errno));
+		return;
+	}
+	mempolicy_error = 0;
+	say(MARK "mempolicy %s %s\n", mode_name, shown);
 }
 
 static void run_plan(void)
@@ -137,6 +207,8 @@ static void run_plan(void)
 		rest = strtok(NULL, "");
 		if (!strcmp(cmd, "insmod"))
 			step_insmod(rest ? rest : "");
+		else if (!strcmp(cmd, "mempolicy"))
+			step_mempolicy(rest ? rest : "");
 		else if (!strcmp(cmd, "echo"))
 			say("%s\n", rest ? rest : "");
 		else

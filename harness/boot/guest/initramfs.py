@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.boot.guest import cpio
+from harness.boot.guest.mempolicy import RESET_LINE, MemPolicy
 from harness.errors import HarnessError
 from harness.kernel.arch import Arch
 from harness.record.status import RunStatus
@@ -28,6 +29,7 @@ class ModuleStep:
 
     path: Path  # the built .ko on the host
     params: list[str] = field(default_factory=list)
+    mempolicy: MemPolicy | None = None  # the task policy the module's init runs under
 
     @property
     def name(self) -> str:
@@ -72,7 +74,13 @@ def render_plan(steps: list[ModuleStep]) -> str:
         for param in step.params:
             if any(c.isspace() for c in param) or "\n" in param:
                 raise GuestBuildError(f"module parameter {param!r} must not contain whitespace")
+        # The policy is set on init itself just for this step and reset after it, so a
+        # step that forks (e.g. into a cgroup) inherits it and later steps are unaffected.
+        if step.mempolicy is not None:
+            lines.append(step.mempolicy.plan_line())
         lines.append(" ".join(["insmod", f"/kbulk/modules/{step.path.name}", *step.params]))
+        if step.mempolicy is not None:
+            lines.append(RESET_LINE)
     return "\n".join(lines) + "\n"
 
 
