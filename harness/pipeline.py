@@ -347,7 +347,8 @@ class Pipeline:
                 raise StageError(
                     RunStatus.BUILD_FAILURE, f"module {load.name}.ko was not built (log: {log})"
                 )
-            steps.append(ModuleStep(by_name[load.name], load.params))
+            memcg_max = load.memcg.max_bytes if load.memcg else None
+            steps.append(ModuleStep(by_name[load.name], load.params, memcg_max))
         return steps
 
     def boot_request(self, arch: Arch, prepared: Prepared) -> BootRequest:

@@ -75,10 +75,32 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _con
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 
+@dataclass(frozen=True)
+class MemcgLimits:
+    """Run a module step in a child cgroup v2 memory cgroup with these limits."""
+
+    max_bytes: int  # memory.max
+
+
 @dataclass
 class ModuleLoad:
     name: str
     params: list[str] = field(default_factory=list)
+    memcg: MemcgLimits | None = None
+
+
+_SIZE_SUFFIXES = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+MEMCG_MIN_BYTES = 1 << 20  # below this the step's own module load cannot be charged
+
+
+def parse_size(text: str) -> int | None:
+    """'64M' -> bytes (suffixes K, M, G, powers of 1024); None if not a size."""
+    text = text.strip().upper().removesuffix("B") or "x"
+    suffix = text[-1] if text[-1] in "KMG" else ""
+    digits = text[: len(text) - len(suffix)]
+    if not digits.isdigit():
+        return None
+    return int(digits) * _SIZE_SUFFIXES[suffix]
 
 
 @dataclass
@@ -284,6 +306,21 @@ def _tradeoffs(r: _Reader, parent: _Map | None, key: str, value: Any) -> list[Tr
     return out
 
 
+def _memcg(r: _Reader, entry: _Map) -> MemcgLimits:
+    """``memcg: {max: 64M}``: the step runs in a child memory cgroup."""
+    memcg = r.mapping(entry["memcg"], entry, "memcg", {"max"})
+    if "max" not in memcg:
+        raise r.fail(memcg, None, "memcg needs 'max' (memory.max, e.g. 64M)")
+    raw = memcg["max"]
+    sized = isinstance(raw, str | int) and not isinstance(raw, bool)
+    size = parse_size(str(raw)) if sized else None
+    if size is None:
+        raise r.fail(memcg, "max", f"{raw!r} is not a size; use bytes or K/M/G, e.g. 64M")
+    if size < MEMCG_MIN_BYTES:
+        raise r.fail(memcg, "max", f"{raw!r} is below 1M; the module load itself is charged")
+    return MemcgLimits(max_bytes=size)
+
+
 def _load_yaml(path: Path) -> Any:
     try:
         raw = path.read_bytes()
@@ -392,11 +429,15 @@ def load_spec(path: Path, repo_root: Path) -> RunSpec:
             if isinstance(item, str):
                 spec.modules.append(ModuleLoad(item))
                 continue
-            entry = r.mapping(item, mods, "load", {"name", "params"})
+            entry = r.mapping(item, mods, "load", {"name", "params", "memcg"})
             if "name" not in entry:
                 raise r.fail(entry, None, "modules.load entry needs 'name'")
             spec.modules.append(
-                ModuleLoad(r.typed(entry, "name", str, ""), r.str_list(entry, "params"))
+                ModuleLoad(
+                    r.typed(entry, "name", str, ""),
+                    r.str_list(entry, "params"),
+                    _memcg(r, entry) if "memcg" in entry else None,
+                )
             )
 
     if "boot" in top:

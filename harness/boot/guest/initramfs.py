@@ -28,6 +28,7 @@ class ModuleStep:
 
     path: Path  # the built .ko on the host
     params: list[str] = field(default_factory=list)
+    memcg_max: int | None = None  # bytes: run in a child memory cgroup with this memory.max
 
     @property
     def name(self) -> str:
@@ -72,6 +73,9 @@ def render_plan(steps: list[ModuleStep]) -> str:
         for param in step.params:
             if any(c.isspace() for c in param) or "\n" in param:
                 raise GuestBuildError(f"module parameter {param!r} must not contain whitespace")
+        if step.memcg_max is not None:
+            # Applies to the next insmod only (init.c): the step runs in a child cgroup.
+            lines.append(f"memcg {int(step.memcg_max)}")
         lines.append(" ".join(["insmod", f"/kbulk/modules/{step.path.name}", *step.params]))
     return "\n".join(lines) + "\n"
 
