@@ -45,6 +45,8 @@
 
 #include "kbulk_common.h"
 
+#ifdef CONFIG_MEMCG
+
 static unsigned int order;
 module_param(order, uint, 0444);
 MODULE_PARM_DESC(order, "Order of every block (default 0)");
@@ -354,6 +356,18 @@ static int __init kbulk_memcg_init(void)
 		mem_cgroup_put(memcg);
 	return 0;
 }
+
+#else /* !CONFIG_MEMCG */
+
+static int __init kbulk_memcg_init(void)
+{
+	ktap_suite_start("kbulk_memcg", 1);
+	ktap_result(1, "memcg", true, "needs CONFIG_MEMCG");
+	ktap_suite_end("kbulk_memcg", true);
+	return 0;
+}
+
+#endif
 
 static void __exit kbulk_memcg_exit(void)
 {
