@@ -89,7 +89,7 @@ static unsigned long kbf_alloc(const struct kbf_mode *m, bool bulk, unsigned int
 	} else if (bulk) {
 #if KBULK_HAVE_BULK_ORDER
 		WRITE_ONCE(current->fail_nth, k);
-		got = alloc_pages_bulk_order(m->gfp, m->order, numa_mem_id(), NULL, nr, pages);
+		got = alloc_pages_bulk_order(m->gfp, m->order, nr, pages);
 #else
 		got = 0;
 #endif

@@ -165,7 +165,7 @@ static unsigned long kbm_alloc(bool bulk, gfp_t gfp, unsigned long nr, struct pa
 		if (!order)
 			return alloc_pages_bulk(gfp, nr, pages);
 #if KBULK_HAVE_BULK_ORDER
-		return alloc_pages_bulk_order(gfp, order, numa_mem_id(), NULL, nr, pages);
+		return alloc_pages_bulk_order(gfp, order, nr, pages);
 #endif
 	}
 	for (i = 0; i < nr; i++) {
