@@ -47,10 +47,6 @@
 
 #ifdef CONFIG_MEMCG
 
-static unsigned int order;
-module_param(order, uint, 0444);
-MODULE_PARM_DESC(order, "Order of every block (default 0)");
-
 static unsigned int over = 2048;
 module_param(over, uint, 0444);
 MODULE_PARM_DESC(over, "Pages each request asks for beyond what fits below memory.max (default 2048)");
@@ -62,9 +58,12 @@ MODULE_PARM_DESC(reps, "Requests per mode and API; request i prefills i * 23 pag
 static const struct kbulk_memcg_mode {
 	const char *name;
 	gfp_t gfp;
+	unsigned int order;
 } kbulk_memcg_modes[] = {
-	{ "retry_mayfail", GFP_KERNEL_ACCOUNT | __GFP_RETRY_MAYFAIL | __GFP_NOWARN },
-	{ "noretry", GFP_KERNEL_ACCOUNT | __GFP_NORETRY | __GFP_NOWARN },
+	{ "retry_mayfail", GFP_KERNEL_ACCOUNT | __GFP_RETRY_MAYFAIL | __GFP_NOWARN, 0 },
+	{ "noretry", GFP_KERNEL_ACCOUNT | __GFP_NORETRY | __GFP_NOWARN, 0 },
+	{ "retry_mayfail_order2", GFP_KERNEL_ACCOUNT | __GFP_RETRY_MAYFAIL | __GFP_NOWARN, 2 },
+	{ "noretry_order2", GFP_KERNEL_ACCOUNT | __GFP_NORETRY | __GFP_NOWARN, 2 },
 };
 
 /* ------------------------------------------------------------------ */
@@ -156,7 +155,8 @@ static void kbm_free(struct page **pages, unsigned long n, unsigned int ord)
 		__free_pages(pages[i], ord);
 }
 
-static unsigned long kbm_alloc(bool bulk, gfp_t gfp, unsigned long nr, struct page **pages)
+static unsigned long kbm_alloc(bool bulk, gfp_t gfp, unsigned int order, unsigned long nr,
+			       struct page **pages)
 {
 	unsigned long i;
 
@@ -177,7 +177,7 @@ static unsigned long kbm_alloc(bool bulk, gfp_t gfp, unsigned long nr, struct pa
 }
 
 static void kbm_request(struct mem_cgroup *memcg, bool bulk, gfp_t gfp,
-			unsigned int prefill, struct page **fill,
+			unsigned int order, unsigned int prefill, struct page **fill,
 			struct page **pages, unsigned long max_nr,
 			struct kbm_result *r)
 {
@@ -193,7 +193,7 @@ static void kbm_request(struct mem_cgroup *memcg, bool bulk, gfp_t gfp,
 
 	page_counter_reset_watermark(&memcg->memory);
 	kbm_take_snap(memcg, &a);
-	r->obtained = kbm_alloc(bulk, gfp, nr, pages);
+	r->obtained = kbm_alloc(bulk, gfp, order, nr, pages);
 	kbm_take_snap(memcg, &b);
 	r->over_max = (long)READ_ONCE(memcg->memory.watermark) - (long)max;
 
@@ -207,8 +207,8 @@ static void kbm_request(struct mem_cgroup *memcg, bool bulk, gfp_t gfp,
 	r->reclaims = (a.reclaims < 0 || b.reclaims < 0) ? -1 : b.reclaims - a.reclaims;
 }
 
-static void kbm_print_result(const char *mode, const char *api, unsigned int rep,
-			     const struct kbm_result *r)
+static void kbm_print_result(const char *mode, const char *api, unsigned int order,
+			     unsigned int rep, const struct kbm_result *r)
 {
 	struct kbulk_metric m;
 	char name[64];
@@ -284,14 +284,18 @@ static bool kbm_run_mode(const struct kbulk_memcg_mode *mode, struct mem_cgroup 
 	char name[64];
 	int t;
 
+	if (!skip && mode->order && !KBULK_HAVE_BULK_ORDER)
+		skip = "order > 0 needs alloc_pages_bulk_order() (the series)";
 	for (rep = 0; !skip && rep < reps; rep++) {
 		struct kbm_result bulk, loop;
 
 		/* Loop first: the bulk request meets the same state after it. */
-		kbm_request(memcg, false, mode->gfp, rep * 23, fill, pages, max_nr, &loop);
-		kbm_request(memcg, true, mode->gfp, rep * 23, fill, pages, max_nr, &bulk);
-		kbm_print_result(mode->name, "loop", rep, &loop);
-		kbm_print_result(mode->name, "bulk", rep, &bulk);
+		kbm_request(memcg, false, mode->gfp, mode->order, rep * 23, fill, pages,
+			    max_nr, &loop);
+		kbm_request(memcg, true, mode->gfp, mode->order, rep * 23, fill, pages,
+			    max_nr, &bulk);
+		kbm_print_result(mode->name, "loop", mode->order, rep, &loop);
+		kbm_print_result(mode->name, "bulk", mode->order, rep, &bulk);
 		kbm_check(mode->name, rep, &bulk, &loop, ok);
 	}
 	for (t = 0; t < NR_T; t++) {
@@ -322,11 +326,9 @@ static int __init kbulk_memcg_init(void)
 		skip = "not in a child memory cgroup (run with memcg: in the run definition)";
 	else if (READ_ONCE(memcg->memory.max) == PAGE_COUNTER_MAX)
 		skip = "memory.max of the cgroup is not set";
-	else if (order && !KBULK_HAVE_BULK_ORDER)
-		skip = "order > 0 needs alloc_pages_bulk_order() (the series)";
 
 	if (!skip) {
-		max_nr = ((READ_ONCE(memcg->memory.max) + over) >> order) + 1;
+		max_nr = READ_ONCE(memcg->memory.max) + over + 1;
 		pages = kvcalloc(max_nr, sizeof(*pages), GFP_KERNEL);
 		fill = kvcalloc(reps * 23 + 1, sizeof(*fill), GFP_KERNEL);
 		if (!pages || !fill)
@@ -338,8 +340,8 @@ static int __init kbulk_memcg_init(void)
 	if (!skip) {
 		WRITE_ONCE(kbm_task, current);
 		kbm_probe_start();
-		ktap_diag("memory.max %lu pages, order %u, over %u, reps %u, kprobe %s",
-			  READ_ONCE(memcg->memory.max), order, over, reps,
+		ktap_diag("memory.max %lu pages, over %u, reps %u, kprobe %s",
+			  READ_ONCE(memcg->memory.max), over, reps,
 			  kbm_kp_ok ? "yes" : "no");
 	}
 	for (mi = 0; mi < nr_modes; mi++)
