@@ -372,7 +372,8 @@ class Pipeline:
                     RunStatus.BUILD_FAILURE,
                     f"module {load.name}.ko was not built ({load.where}; log: {log})",
                 )
-            steps.append(ModuleStep(by_name[load.name], load.params, load.mempolicy))
+            memcg_max = load.memcg.max_bytes if load.memcg else None
+            steps.append(ModuleStep(by_name[load.name], load.params, load.mempolicy, memcg_max))
         return steps
 
     def boot_request(self, arch: Arch, prepared: Prepared) -> BootRequest:

@@ -79,6 +79,13 @@ _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _con
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
 
 
+@dataclass(frozen=True)
+class MemcgLimits:
+    """Run a module step in a child cgroup v2 memory cgroup with these limits."""
+
+    max_bytes: int  # memory.max
+
+
 @dataclass
 class ModuleLoad:
     name: str
@@ -90,6 +97,21 @@ class ModuleLoad:
     declared: list[DeclaredMetric] = field(default_factory=list)  # the rules' metrics
     where: str = ""  # file:line of the entry
     mempolicy: MemPolicy | None = None  # the task policy its init runs under (NUMA guests)
+    memcg: MemcgLimits | None = None
+
+
+_SIZE_SUFFIXES = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+MEMCG_MIN_BYTES = 1 << 20  # below this the step's own module load cannot be charged
+
+
+def parse_size(text: str) -> int | None:
+    """'64M' -> bytes (suffixes K, M, G, powers of 1024); None if not a size."""
+    text = text.strip().upper().removesuffix("B") or "x"
+    suffix = text[-1] if text[-1] in "KMG" else ""
+    digits = text[: len(text) - len(suffix)]
+    if not digits.isdigit():
+        return None
+    return int(digits) * _SIZE_SUFFIXES[suffix]
 
 
 @dataclass
@@ -321,6 +343,21 @@ def _check_module_names(r: _Reader, mods: _Map, loads: list[ModuleLoad]) -> None
             )  # fmt: skip
 
 
+def _memcg(r: _Reader, entry: _Map) -> MemcgLimits:
+    """``memcg: {max: 64M}``: the step runs in a child memory cgroup."""
+    memcg = r.mapping(entry["memcg"], entry, "memcg", {"max"})
+    if "max" not in memcg:
+        raise r.fail(memcg, None, "memcg needs 'max' (memory.max, e.g. 64M)")
+    raw = memcg["max"]
+    sized = isinstance(raw, str | int) and not isinstance(raw, bool)
+    size = parse_size(str(raw)) if sized else None
+    if size is None:
+        raise r.fail(memcg, "max", f"{raw!r} is not a size; use bytes or K/M/G, e.g. 64M")
+    if size < MEMCG_MIN_BYTES:
+        raise r.fail(memcg, "max", f"{raw!r} is below 1M; the module load itself is charged")
+    return MemcgLimits(max_bytes=size)
+
+
 def _load_yaml(path: Path) -> Any:
     try:
         raw = path.read_bytes()
@@ -494,7 +531,8 @@ def load_spec(path: Path, repo_root: Path) -> RunSpec:
                 spec.modules.append(ModuleLoad(item, where=f"{path}:{line}"))
                 policy_lines.append(mods.key_lines.get("load", mods.line))
                 continue
-            entry = r.mapping(item, mods, "load", {"name", "params", "mempolicy", *ENTRY_KEYS})
+            keys = {"name", "params", "mempolicy", "memcg", *ENTRY_KEYS}
+            entry = r.mapping(item, mods, "load", keys)
             if "name" not in entry:
                 raise r.fail(entry, None, "modules.load entry needs 'name'")
             name = r.typed(entry, "name", str, "")
@@ -505,6 +543,7 @@ def load_spec(path: Path, repo_root: Path) -> RunSpec:
                     name, r.str_list(entry, "params"), extras.source, extras.load_rc,
                     extras.rules, extras.declared, extras.where,
                     _mempolicy(r, entry) if "mempolicy" in entry else None,
+                    _memcg(r, entry) if "memcg" in entry else None,
                 )
             )  # fmt: skip
             policy_lines.append(entry.key_lines.get("mempolicy", entry.line))

@@ -64,6 +64,17 @@ def test_plan_rendering(tmp_path: Path) -> None:
         render_plan([ModuleStep(ko, ["a b"])])
 
 
+def test_plan_memcg_line_precedes_only_its_step(tmp_path: Path) -> None:
+    ko = tmp_path / "kbulk_memcg.ko"
+    plan = render_plan([ModuleStep(ko, ["order=0"], memcg_max=64 << 20), ModuleStep(ko)])
+    lines = plan.splitlines()[1:]
+    assert lines == [
+        "memcg 67108864",
+        "insmod /kbulk/modules/kbulk_memcg.ko order=0",
+        "insmod /kbulk/modules/kbulk_memcg.ko",
+    ]
+
+
 @pytest.mark.parametrize("arch", sorted(ARCHES))
 def test_initramfs_has_static_init_for_arch(arch: str, tmp_path: Path) -> None:
     a = ARCHES[arch]

@@ -85,3 +85,33 @@ def test_every_shipped_run_definition_loads() -> None:
     for path in sorted((REPO_ROOT / "configs").glob("*.yaml")):
         spec = load_spec(path, REPO_ROOT)
         assert spec.arches and spec.debian is not None, path
+
+
+def test_module_memcg_limit(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "modules:\n  load:\n    - {name: kbulk_memcg, memcg: {max: 64M}}\n"
+        "    - {name: kbulk_bench, memcg: {max: 2097152}}\n    - kbulk_stress\n",
+    )
+    spec = load_spec(path, tmp_path)
+    assert [m.memcg.max_bytes if m.memcg else None for m in spec.modules] == [
+        64 << 20,
+        2 << 20,
+        None,
+    ]
+
+
+@pytest.mark.parametrize(
+    ("memcg", "message"),
+    [
+        ("{max: lots}", r":3: max: 'lots' is not a size; use bytes or K/M/G"),
+        ("{max: 4K}", r":3: max: '4K' is below 1M"),
+        ("{limit: 64M}", r":3: limit: unknown key; allowed here: max"),
+        ("{}", r":3: memcg needs 'max'"),
+        ("64M", r":3: memcg: expected a mapping"),
+    ],
+)
+def test_module_memcg_errors_name_the_line(tmp_path: Path, memcg: str, message: str) -> None:
+    path = write(tmp_path, f"modules:\n  load:\n    - {{name: kbulk_memcg, memcg: {memcg}}}\n")
+    with pytest.raises(SpecError, match=message):
+        load_spec(path, tmp_path)

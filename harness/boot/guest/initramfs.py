@@ -30,6 +30,7 @@ class ModuleStep:
     path: Path  # the built .ko on the host
     params: list[str] = field(default_factory=list)
     mempolicy: MemPolicy | None = None  # the task policy the module's init runs under
+    memcg_max: int | None = None  # bytes: run in a child memory cgroup with this memory.max
 
     @property
     def name(self) -> str:
@@ -78,6 +79,9 @@ def render_plan(steps: list[ModuleStep]) -> str:
         # step that forks (e.g. into a cgroup) inherits it and later steps are unaffected.
         if step.mempolicy is not None:
             lines.append(step.mempolicy.plan_line())
+        if step.memcg_max is not None:
+            # Applies to the next insmod only (init.c): the step runs in a child cgroup.
+            lines.append(f"memcg {int(step.memcg_max)}")
         lines.append(" ".join(["insmod", f"/kbulk/modules/{step.path.name}", *step.params]))
         if step.mempolicy is not None:
             lines.append(RESET_LINE)
