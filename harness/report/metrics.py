@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 __all__ = [
     "BENCH_COLUMNS",
+    "LOCKHOLD_COLUMNS",
     "COUNTERS",
     "HEADLINE_TIME_KEYS",
     "INFO_CASES",
@@ -135,6 +136,8 @@ HEADLINE_TIME_KEYS = frozenset({"ns_per_page", "ns_per_folio"})
 STRESS_COLUMNS = ("requests", "filled", "partial", "failed", "p50_ns", "p99_ns", "max_ns",
                   "compact_stall", "allocstall")  # fmt: skip
 BENCH_COLUMNS = ("api", "ns_per_page", "ns_per_folio", "free_ns_per_page", "free_ns_per_folio")
+# kbulk_lockhold: the longest preempt/irqs-off stretch of one call (tracer, us -> ns).
+LOCKHOLD_COLUMNS = ("api", "order", "blocks", "zero", "short", "max_stretch_ns", "min_stretch_ns")
 
 
 @dataclass(frozen=True)
