@@ -30,10 +30,10 @@ from dataclasses import dataclass
 
 __all__ = [
     "BENCH_COLUMNS",
-    "LOCKHOLD_COLUMNS",
     "COUNTERS",
     "HEADLINE_TIME_KEYS",
     "INFO_CASES",
+    "LOCKHOLD_COLUMNS",
     "METRICS",
     "PER_KREQ",
     "RATE_KEYS",
