@@ -84,8 +84,11 @@ def _arch_section(run: ArchRun) -> list[str]:
     lockhold = _module_metrics(run.metrics, "kbulk_lockhold")
     if lockhold:
         rows = [[case, *(_fmt(v.get(k)) for k in LOCKHOLD_COLUMNS)] for case, v in lockhold.items()]
-        out += ["kbulk_lockhold (longest preempt/irqs-off stretch per call, tracer us as ns;"
-                " under -icount shift=0 an instruction count):", ""]
+        out += [
+            "kbulk_lockhold (longest preempt/irqs-off stretch per call, tracer us as ns;"
+            " under -icount shift=0 an instruction count):",
+            "",
+        ]
         out += [markdown_table(["case", *LOCKHOLD_COLUMNS], rows), ""]
     return out
 
