@@ -52,12 +52,15 @@ struct lh_case {
 	gfp_t extra;
 };
 
+/* KBULK_HUGE_ORDER as a constant expression, for the table below. */
+#define LH_HUGE_ORDER	(MAX_PAGE_ORDER < 9 ? MAX_PAGE_ORDER : 9)
+
 static const struct lh_case lh_cases[] = {
 	{ "idle", false, 0, 0 },
 	{ "order0", true, 0, 0 },
 	{ "order0_zero", true, 0, __GFP_ZERO },
-	{ "order9", true, KBULK_HUGE_ORDER, 0 },
-	{ "order9_zero", true, KBULK_HUGE_ORDER, __GFP_ZERO },
+	{ "order9", true, LH_HUGE_ORDER, 0 },
+	{ "order9_zero", true, LH_HUGE_ORDER, __GFP_ZERO },
 };
 
 static struct page **lh_pages;
