@@ -25,9 +25,11 @@
 #include <linux/err.h>
 #include <linux/fs.h>
 #include <linux/kstrtox.h>
+#include <linux/mman.h>
 #include <linux/module.h>
 #include <linux/slab.h>
 #include <linux/string.h>
+#include <linux/uaccess.h>
 
 #include "kbulk_common.h"
 
@@ -65,6 +67,14 @@ static const struct lh_case lh_cases[] = {
 
 static struct page **lh_pages;
 
+/*
+ * tracefs files have .read and .write, not the iter methods kernel_read()
+ * and kernel_write() need.  The module is loaded by the guest's init, so
+ * its init function runs with init's mm: call the file's methods with a
+ * buffer mapped in it.
+ */
+static unsigned long lh_ubuf;
+
 static ssize_t lh_read(const char *name, char *buf, size_t len)
 {
 	struct file *f = filp_open(name, O_RDONLY, 0);
@@ -73,8 +83,10 @@ static ssize_t lh_read(const char *name, char *buf, size_t len)
 
 	if (IS_ERR(f))
 		return PTR_ERR(f);
-	n = kernel_read(f, buf, len - 1, &pos);
+	n = f->f_op->read ? f->f_op->read(f, (char __user *)lh_ubuf, len - 1, &pos) : -EINVAL;
 	filp_close(f, NULL);
+	if (n >= 0 && copy_from_user(buf, (const void __user *)lh_ubuf, n))
+		n = -EFAULT;
 	if (n >= 0)
 		buf[n] = '\0';
 	return n;
@@ -84,11 +96,14 @@ static int lh_reset(void)
 {
 	struct file *f = filp_open(LH_TRACING "tracing_max_latency", O_WRONLY, 0);
 	loff_t pos = 0;
-	ssize_t n;
+	ssize_t n = -EINVAL;
 
 	if (IS_ERR(f))
 		return PTR_ERR(f);
-	n = kernel_write(f, "0\n", 2, &pos);
+	if (copy_to_user((void __user *)lh_ubuf, "0\n", 2))
+		n = -EFAULT;
+	else if (f->f_op->write)
+		n = f->f_op->write(f, (const char __user *)lh_ubuf, 2, &pos);
 	filp_close(f, NULL);
 	return n == 2 ? 0 : (n < 0 ? n : -EIO);
 }
@@ -199,11 +214,17 @@ static int __init kbulk_lockhold_init(void)
 	lh_pages = kvcalloc(max(nr0, nr_huge), sizeof(*lh_pages), GFP_KERNEL);
 	if (!lh_pages)
 		return -ENOMEM;
+	lh_ubuf = vm_mmap(NULL, 0, PAGE_SIZE, PROT_READ | PROT_WRITE,
+			  MAP_ANONYMOUS | MAP_PRIVATE, 0);
+	if (IS_ERR_VALUE(lh_ubuf)) {
+		kvfree(lh_pages);
+		return (int)lh_ubuf;
+	}
 
 	ktap_suite_start("kbulk_lockhold", ARRAY_SIZE(lh_cases));
 	kbulk_print_env();
 	if (lh_read(LH_TRACING "current_tracer", tracer, sizeof(tracer)) < 0)
-		skip = "no tracefs (CONFIG_PREEMPT_TRACER/IRQSOFF_TRACER, debugfs)";
+		skip = "cannot read tracefs (CONFIG_PREEMPT_TRACER/IRQSOFF_TRACER, debugfs)";
 	else if (!strstr(tracer, "off"))
 		skip = "no latency tracer running (boot with ftrace=preemptirqsoff)";
 	else
@@ -219,6 +240,7 @@ static int __init kbulk_lockhold_init(void)
 	}
 	ktap_suite_end("kbulk_lockhold", all_ok);
 
+	vm_munmap(lh_ubuf, PAGE_SIZE);
 	kvfree(lh_pages);
 	return 0;
 }
