@@ -38,3 +38,21 @@ def test_summary_lists_suites_failures_crashes_and_metrics() -> None:
     assert "f" * 64 in text
     assert "accelerator: tcg (TCG requested)" in text
     assert "- note: QEMU did not exit after the guest finished" in text
+
+
+def test_summary_shows_the_lockhold_stretches() -> None:
+    """kbulk_lockhold's metric lines become their own table; its env line does not."""
+    ktap = KTAP.replace("kbulk_stress", "kbulk_lockhold")
+    run = ArchRun(
+        "x86_64", "v7.2.13+series-abc", RunStatus.PASS, ktap=parse_ktap(ktap.splitlines()),
+        metrics=[
+            Metric(["kbulk_lockhold", "env"], "env", {"nr_cpus": 1}),
+            Metric(["kbulk_lockhold", "order9_zero"], "order9_zero",
+                   {"order": 9, "blocks": 32, "zero": 1, "api": "bulk_order", "reps": 5,
+                    "short": 0, "max_stretch_ns": 2114000, "min_stretch_ns": 2087000}),
+        ],
+    )  # fmt: skip
+    text = render_summary([run], RunMeta(command_line=["kbulk", "run"], series=SeriesMeta()))
+    assert "kbulk_lockhold (longest preempt/irqs-off stretch" in text
+    assert "| order9_zero | bulk_order | 9     | 32     | 1    | 0     | 2114000" in text
+    assert "| env " not in text

@@ -33,6 +33,7 @@ __all__ = [
     "COUNTERS",
     "HEADLINE_TIME_KEYS",
     "INFO_CASES",
+    "LOCKHOLD_COLUMNS",
     "METRICS",
     "PER_KREQ",
     "RATE_KEYS",
@@ -130,11 +131,15 @@ PER_KREQ = ("compact_stall", "compact_fail", "allocstall")  # derived as <key>_p
 RATE_KEYS = frozenset({"fill_rate", "partial_rate", "failed_rate"})  # shown as percentages
 # Time rows the comparison report always shows (the benchmark's headline); other
 # time and throughput rows only when significant.
-HEADLINE_TIME_KEYS = frozenset({"ns_per_page", "ns_per_folio"})
+# kbulk_lockhold's max_stretch_ns is its headline: shown even from one boot a side
+# (under -icount it is an instruction count, the same on every boot).
+HEADLINE_TIME_KEYS = frozenset({"ns_per_page", "ns_per_folio", "max_stretch_ns"})
 # The run summary's fixed-width tables of the two test modules.
 STRESS_COLUMNS = ("requests", "filled", "partial", "failed", "p50_ns", "p99_ns", "max_ns",
                   "compact_stall", "allocstall")  # fmt: skip
 BENCH_COLUMNS = ("api", "ns_per_page", "ns_per_folio", "free_ns_per_page", "free_ns_per_folio")
+# kbulk_lockhold: the longest preempt/irqs-off stretch of one call (tracer, us -> ns).
+LOCKHOLD_COLUMNS = ("api", "order", "blocks", "zero", "short", "max_stretch_ns", "min_stretch_ns")
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from harness.analysis.ktap import Metric, TestStatus
 from harness.fsutil import atomic_write_text
 from harness.record.meta import RunMeta, SeriesMeta
 from harness.record.run import ArchRun
-from harness.report.metrics import BENCH_COLUMNS, INFO_CASES, STRESS_COLUMNS
+from harness.report.metrics import BENCH_COLUMNS, INFO_CASES, LOCKHOLD_COLUMNS, STRESS_COLUMNS
 from harness.tables import markdown_table
 
 
@@ -95,6 +95,15 @@ def _arch_section(run: ArchRun) -> list[str]:
         rows = [[case, *(_fmt(v.get(k)) for k in BENCH_COLUMNS)] for case, v in bench.items()]
         out += ["kbulk_bench (under TCG compare ratios only, not absolute times):", ""]
         out += [markdown_table(["case", *BENCH_COLUMNS], rows), ""]
+    lockhold = _module_metrics(run.metrics, "kbulk_lockhold")
+    if lockhold:
+        rows = [[case, *(_fmt(v.get(k)) for k in LOCKHOLD_COLUMNS)] for case, v in lockhold.items()]
+        out += [
+            "kbulk_lockhold (longest preempt/irqs-off stretch per call, tracer us as ns;"
+            " under -icount shift=0 an instruction count):",
+            "",
+        ]
+        out += [markdown_table(["case", *LOCKHOLD_COLUMNS], rows), ""]
     return out
 
 
