@@ -398,6 +398,7 @@ class Pipeline:
             found = analyze(
                 outcome.lines, outcome.reason, [s.name for s in prepared.steps],
                 qemu_stderr=outcome.qemu_stderr, qemu_exit=outcome.qemu_exit,
+                evidence=outcome.evidence, watched=outcome.watched,
             )  # fmt: skip
             started = time.monotonic()
             decode_crashes(

@@ -30,6 +30,11 @@ class Arch:
     kconfig: dict[str, str]  # symbols the console/boot needs on this arch
     host_machines: tuple[str, ...]  # platform.machine() values that can run KVM guests
     user_cc: str  # C compiler for the static guest init
+    # 1 MiB of a 1 GiB QEMU guest's RAM that every kernel booted there keeps off
+    # (the lab machine's ramoops region): its address, and the arguments that
+    # reserve it, on the lab's own command line and so on the kernel under test's.
+    # QEMU's resets keep RAM, but reload kernel, initrd and firmware tables.
+    qemu_reserved_ram: tuple[int, tuple[str, ...]] = (0, ())
     qemu_extra: list[str] = field(default_factory=list)
 
     def cross_prefix_for_host(self) -> str:
@@ -73,6 +78,10 @@ ARCHES: dict[str, Arch] = {
         },
         host_machines=("x86_64", "amd64"),
         user_cc="x86_64-linux-gnu-gcc",
+        # memmap=$ marks it reserved in the e820 map (kexec's segments and KASLR
+        # avoid it too). At 768 MiB, well below the top of RAM, where QEMU puts
+        # the initrd again on every reset and SeaBIOS its tables.
+        qemu_reserved_ram=(0x30000000, ("memmap=1M$0x30000000",)),
     ),
     "arm64": Arch(
         name="arm64",
@@ -92,6 +101,10 @@ ARCHES: dict[str, Arch] = {
         },
         host_machines=("aarch64", "arm64"),
         user_cc="aarch64-linux-gnu-gcc",
+        # arm64 has no memmap=: mem= leaves the top 16 MiB of RAM (which starts
+        # at 1 GiB on virt) out of every kernel's memory; QEMU loads kernel,
+        # initrd and DTB at the bottom of RAM.
+        qemu_reserved_ram=(0x7F000000, ("mem=1008M",)),
     ),
 }
 
