@@ -36,7 +36,7 @@ from harness.analysis.crash import Evidence
 from harness.boot.console import ConsoleResult, ExitReason
 from harness.errors import HarnessError
 from harness.kernel.arch import get_arch
-from harness.machine import pstore
+from harness.machine import oneshot, pstore
 from harness.machine.console import ConsoleCapture
 from harness.machine.inventory import BootMethod, Machine
 from harness.machine.transport import (
@@ -196,14 +196,17 @@ class MachineSession:
         available = int(m.group(1)) if m else 0
         if available < MIN_FREE_KB:
             raise MachineError(f"{self.machine.name}: only {available} kB available memory")
-        kexec = conn.run(["kexec", "--version"], self.limits.command)
-        if not kexec.ok:
+        kexec = self.machine.boot is BootMethod.KEXEC  # a one-shot entry needs no kexec
+        if kexec and not conn.run(["kexec", "--version"], self.limits.command).ok:
             raise MachineError(f"{self.machine.name}: no usable kexec (kexec-tools) on the machine")
-        if not conn.run(["test", "-e", "/sys/kernel/kexec_loaded"], self.limits.command).ok:
+        if (
+            kexec
+            and not conn.run(["test", "-e", "/sys/kernel/kexec_loaded"], self.limits.command).ok
+        ):
             raise MachineError(f"{self.machine.name}: its kernel {release} has no kexec support")
         lock = conn.run(["cat", "/sys/kernel/security/lockdown"], self.limits.command)
         lockdown = _lockdown_mode(lock.stdout) if lock.ok else "unknown"
-        if lockdown in ("integrity", "confidentiality"):
+        if kexec and lockdown in ("integrity", "confidentiality"):
             raise MachineError(
                 f"{self.machine.name}: kernel lockdown is {lockdown}: kexec of an unsigned "
                 f"kernel is refused (Secure Boot?)"
@@ -245,12 +248,9 @@ class MachineSession:
         machine = self.machine
         console_log.parent.mkdir(parents=True, exist_ok=True)
         console_log.write_text("")
-        if machine.boot is not BootMethod.KEXEC:
-            raise MachineError(
-                f"{machine.name}: boot method {machine.boot.value} is not supported yet "
-                f"(refused: the harness does not change boot entries); use kexec"
-            )
-        rundir = f"{machine.workdir}/{run_id}"
+        one_shot = machine.boot is BootMethod.ONE_SHOT
+        rundir = oneshot.BOOT_DIR if one_shot else f"{machine.workdir}/{run_id}"
+        grub: tuple[oneshot.GrubFacts, dict[str, str]] | None = None
         conn = self.reach(record, own_kernel=self.health is not None)
         with conn:
             self.health = self.health or self.check_health(conn)
@@ -263,6 +263,11 @@ class MachineSession:
             full_args = [*args, *record.from_own_cmdline]
             before = self._pstore_entries(conn)
             boot_id = conn.check(["cat", BOOT_ID], self.limits.command).strip()
+            facts = self._grub_facts(conn) if one_shot else None
+            if facts is not None:
+                refused = oneshot.refusal(facts)
+                if refused:
+                    raise MachineError(f"{machine.name}: one-shot boot refused: {refused}")
             conn.check(["mkdir", "-p", rundir], self.limits.command)
             remote_kernel, remote_initrd = f"{rundir}/kernel", f"{rundir}/initramfs"
             started = time.monotonic()
@@ -271,21 +276,27 @@ class MachineSession:
                 "initramfs": conn.upload(initramfs, remote_initrd, self.limits.upload),
             }
             record.upload_seconds = round(time.monotonic() - started, 1)
-            conn.check(
-                [
-                    # --kexec-syscall: kexec-tools 2.0.32 tries kexec_file_load
-                    # first, and its fallback for a non-relocatable kernel
-                    # (tinyconfig) fails to place the setup code.
-                    "kexec", "--kexec-syscall", "-l", remote_kernel,
-                    f"--initrd={remote_initrd}", f"--command-line={' '.join(full_args)}",
-                ],
-                self.limits.command,
-            )  # fmt: skip
+            if facts is not None:
+                self._set_one_shot(conn, facts, full_args, run_id, console_log, record)
+                grub = (facts, facts.grubenv)
+                switch = ["reboot"]
+            else:
+                conn.check(
+                    [
+                        # --kexec-syscall: kexec-tools 2.0.32 tries kexec_file_load
+                        # first, and its fallback for a non-relocatable kernel
+                        # (tinyconfig) fails to place the setup code.
+                        "kexec", "--kexec-syscall", "-l", remote_kernel,
+                        f"--initrd={remote_initrd}", f"--command-line={' '.join(full_args)}",
+                    ],
+                    self.limits.command,
+                )  # fmt: skip
+                switch = ["kexec", "-e"]
             capture = ConsoleCapture(machine.console, console_log) if machine.console else None
             if capture is not None:
                 time.sleep(0.5)  # let the console command attach before the switch
             try:
-                conn.start(["kexec", "-e"])
+                conn.start(switch)
             except TransportError:
                 if capture is not None:
                     capture.stop()
@@ -295,6 +306,8 @@ class MachineSession:
         else:
             console = self._await_return(record, boot_id)
         with self.reach(record) as conn:
+            if grub is not None:
+                self._clear_one_shot(conn, *grub, record, console)
             conn.run(["rm", "-rf", rundir], self.limits.command)
             record.returned_to = health.release
             if before is not None:
@@ -358,6 +371,111 @@ class MachineSession:
         if failed:
             console.notes.append(failed)
         return console
+
+    # -- one-shot boot entry (GRUB) -------------------------------------------
+
+    def _grub_facts(self, conn: Connection) -> oneshot.GrubFacts:
+        """Everything the one-shot decision needs, read without changing anything."""
+        limit = self.limits.command
+        facts = oneshot.parse_facts(conn.check(oneshot.facts_command(), limit))
+        if facts.grub_dir and facts.editenv and facts.probe:
+            grub_dir = facts.grub_dir
+            facts.grub_cfg = conn.check(["cat", f"{grub_dir}/grub.cfg"], limit)
+            listed = conn.run([facts.editenv, f"{grub_dir}/grubenv", "list"], limit)
+            facts.grubenv = oneshot.parse_env(listed.stdout) if listed.ok else {}
+            facts.env_fs = conn.run([facts.probe, "--target=fs", grub_dir], limit).stdout.strip()
+            facts.env_abstraction = conn.run(
+                [facts.probe, "--target=abstraction", grub_dir], limit
+            ).stdout.strip()
+            first = conn.run(["head", "-n", "1", f"{grub_dir}/custom.cfg"], limit)
+            facts.custom_cfg_first_line = first.stdout.rstrip("\n") if first.ok else None
+        return facts
+
+    def _set_one_shot(
+        self,
+        conn: Connection,
+        facts: oneshot.GrubFacts,
+        args: list[str],
+        run_id: str,
+        console_log: Path,
+        record: MachineInfo,
+    ) -> None:
+        """Write the entry (custom.cfg) and set next_entry; undo both if that fails."""
+        assert facts.grub_dir and facts.editenv and facts.probe and facts.mkrelpath
+        limit, boot_dir = self.limits.command, oneshot.BOOT_DIR
+        env_file, custom = f"{facts.grub_dir}/grubenv", f"{facts.grub_dir}/custom.cfg"
+        try:
+            location = oneshot.Location(
+                fs_uuid=conn.check([facts.probe, "--target=fs_uuid", boot_dir], limit).strip(),
+                relpath=conn.check([facts.mkrelpath, boot_dir], limit).strip(),
+                modules=(
+                    *(
+                        f"part_{p}"
+                        for p in conn.check(
+                            [facts.probe, "--target=partmap", boot_dir], limit
+                        ).split()
+                    ),
+                    conn.check([facts.probe, "--target=fs", boot_dir], limit).strip(),
+                ),
+            )
+            # a copy of the entry stays with the results
+            local = console_log.with_name(console_log.name.removesuffix(".log") + ".custom.cfg")
+            local.write_text(oneshot.render_entry(location, args, run_id))
+            conn.upload(local, custom, self.limits.upload)
+            conn.check([facts.editenv, env_file, "set", f"next_entry={oneshot.ENTRY_ID}"], limit)
+            listed = oneshot.parse_env(conn.check([facts.editenv, env_file, "list"], limit))
+            if listed.get("next_entry") != oneshot.ENTRY_ID:
+                raise MachineError(f"{self.machine.name}: next_entry did not stick in {env_file}")
+        except BaseException:
+            self._undo_one_shot(conn, facts)
+            raise
+        default = oneshot.default_entry(facts.grub_cfg, facts.grubenv)
+        record.one_shot = (
+            f"next_entry={oneshot.ENTRY_ID} set in {env_file} (entry in {custom}); "
+            f"default entry {default!r} untouched"
+        )
+
+    def _undo_one_shot(self, conn: Connection, facts: oneshot.GrubFacts) -> list[str]:
+        """Unset our next_entry, remove our custom.cfg and /boot/kbulk; what failed."""
+        assert facts.grub_dir and facts.editenv
+        limit, failed = self.limits.command, []
+        env_file, custom = f"{facts.grub_dir}/grubenv", f"{facts.grub_dir}/custom.cfg"
+        listed = conn.run([facts.editenv, env_file, "list"], limit)
+        ours = oneshot.parse_env(listed.stdout).get("next_entry") == oneshot.ENTRY_ID
+        if ours and not conn.run([facts.editenv, env_file, "unset", "next_entry"], limit).ok:
+            failed.append(f"next_entry could not be unset in {env_file}")
+        first = conn.run(["head", "-n", "1", custom], limit)
+        mine = first.ok and first.stdout.startswith(oneshot.MARK)
+        if mine and not conn.run(["rm", "-f", custom], limit).ok:
+            failed.append(f"{custom} could not be removed")
+        if not conn.run(["rm", "-rf", oneshot.BOOT_DIR], limit).ok:
+            failed.append(f"{oneshot.BOOT_DIR} could not be removed")
+        return failed
+
+    def _clear_one_shot(
+        self,
+        conn: Connection,
+        facts: oneshot.GrubFacts,
+        env_before: dict[str, str],
+        record: MachineInfo,
+        console: ConsoleResult,
+    ) -> None:
+        """Back on the own kernel: GRUB must have cleared next_entry; remove our entry.
+        If it did not, the machine is not used again this run (it would loop)."""
+        assert facts.grub_dir and facts.editenv
+        env_file = f"{facts.grub_dir}/grubenv"
+        listed = conn.run([facts.editenv, env_file, "list"], self.limits.command)
+        problems = oneshot.check_after(env_before, oneshot.parse_env(listed.stdout))
+        problems += self._undo_one_shot(conn, facts)
+        if problems:
+            self.unusable = record.unusable = "one-shot boot entry: " + "; ".join(problems)
+            console.notes.append(self.unusable)
+            record.one_shot = f"{record.one_shot}; after the boot: {'; '.join(problems)}"
+        else:
+            record.one_shot = (
+                f"{record.one_shot}; after the boot: next_entry cleared by GRUB, saved_entry "
+                f"unchanged, entry and {oneshot.BOOT_DIR} removed"
+            )
 
     # -- pstore ---------------------------------------------------------------
 
