@@ -227,6 +227,8 @@ def test_panic_without_a_console_is_a_crash_from_pstore(
     crash = kbulk(
         tmp_path / "results", "run", "--machine", blind["name"],
         "--inventory", str(blind_inventory), "--no-modules", "--suites", "kunit_fault",
+        # unwatched, the whole limit is waited for if the lab does not come back
+        "--timeout", "300",
     )  # fmt: skip
     assert crash.returncode == 3, crash.output
     run = crash.run_for(lab.image.arch)

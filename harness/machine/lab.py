@@ -71,7 +71,9 @@ class LabMachine:
             "-monitor", f"unix:{self.monitor_socket},server,nowait",
             "-kernel", str(self.image.kernel),
             "-initrd", str(self.image.initramfs),
-            "-append", " ".join([f"console={arch.console}", *self.ramoops_args()]),
+            "-append", " ".join(
+                [f"console={arch.console}", *arch.qemu_guest_args, *self.ramoops_args()]
+            ),
             "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{self.port}-:22",
             "-device", "virtio-net-pci,netdev=n0,romfile=",
             *arch.qemu_extra,
