@@ -115,10 +115,8 @@ def test_no_console_classifies_from_pstore_or_says_the_results_are_unknown() -> 
 
 
 def test_pstore_fields_round_trip_through_results_json(tmp_path: Path) -> None:
-    found = analyze(
-        [], ExitReason.UNWATCHED, [], evidence=[Evidence("c.pstore/d-0", ["Kernel panic - not syncing: x"])],
-        watched=False,
-    )  # fmt: skip
+    evidence = [Evidence("c.pstore/d-0", ["Kernel panic - not syncing: x"])]
+    found = analyze([], ExitReason.UNWATCHED, [], evidence=evidence, watched=False)
     record = MachineInfo(
         name="lab1", host_key_fingerprint="SHA256:abc", pstore="ramoops",
         from_own_cmdline=["memmap=1M$0x30000000"], pstore_files=["c.pstore/d-0"],
