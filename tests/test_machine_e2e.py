@@ -28,13 +28,14 @@ from harness.boot.console import ExitReason
 from harness.boot.guest import cpio
 from harness.errors import failure
 from harness.kernel.arch import get_arch
-from harness.machine import pstore
-from harness.machine.inventory import Machine, find_machine
+from harness.machine import oneshot, pstore
+from harness.machine.inventory import BootMethod, Machine, find_machine
 from harness.machine.keys import generate
 from harness.machine.lab import LabMachine
 from harness.machine.labimage import build_lab_image
 from harness.machine.remote import (
     Limits,
+    MachineError,
     MachineSession,
     MachineUnusable,
     kernel_cmdline,
@@ -390,3 +391,24 @@ def test_ab_on_machine_interleaves_kernels_and_writes_the_report(
     assert "## Headline figures" in report and "accelerator: x86_64: machine" in report
     assert (job.result_dir / "compare.json").is_file()
     back_home(lab)
+
+
+def test_one_shot_is_refused_without_grub_and_changes_nothing(
+    lab: LabMachine, tmp_path: Path
+) -> None:
+    # The lab boots without a boot loader: the one-shot's probes run on it (its
+    # busybox sh, over its sshd) and refuse before anything is written.
+    machine = dataclasses.replace(lab.machine(), boot=BootMethod.ONE_SHOT)
+    session = MachineSession(machine, Limits(ready=30))
+    record = session.new_record()
+    with pytest.raises(MachineError) as refused:
+        session.boot(
+            Path("/nonexistent"), Path("/nonexistent"), [], tmp_path / "c.log", "o", record
+        )
+    found = failure(refused.value)
+    assert found.status == RunStatus.INFRA_ERROR
+    assert "one-shot boot refused: no GRUB" in found.message
+    assert record.uploads == {} and record.one_shot is None
+    with connect_when_ready(lab.machine(), 30) as conn:
+        for path in (oneshot.BOOT_DIR, f"{machine.workdir}/o"):
+            assert not conn.run(["test", "-e", path]).ok, f"{path} was created"
