@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from harness.analysis.analyze import analyze
 from harness.analysis.crash import Evidence
 from harness.machine import pstore
@@ -78,8 +80,10 @@ def test_the_panic_dump_is_preferred_and_parts_are_joined_oldest_first() -> None
     assert dumps[0].lines == ["<6>[    1.0] oldest", "<0>[    2.5] newest"]
 
 
-def test_a_crash_in_pstore_is_used_when_the_console_shows_none() -> None:
-    record = (DATA / "dmesg-ramoops-kunit_fault-x86_64").read_text()
+@pytest.mark.parametrize("arch", ["x86_64", "arm64"])
+def test_a_crash_in_pstore_is_used_when_the_console_shows_none(arch: str) -> None:
+    # recorded on the lab machines: the Panic record of kunit_fault's NULL dereference
+    record = (DATA / f"dmesg-ramoops-kunit_fault-{arch}").read_text()
     [dump] = pstore.dumps({"dmesg-ramoops-1": record})
     evidence = [Evidence("console.pstore/dmesg-ramoops-1", dump.lines)]
     # the console stopped before the fault (a console server that lost the end)
