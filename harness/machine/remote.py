@@ -271,10 +271,15 @@ class MachineSession:
             conn.check(["mkdir", "-p", rundir], self.limits.command)
             remote_kernel, remote_initrd = f"{rundir}/kernel", f"{rundir}/initramfs"
             started = time.monotonic()
-            record.uploads = {
-                "kernel": conn.upload(kernel, remote_kernel, self.limits.upload),
-                "initramfs": conn.upload(initramfs, remote_initrd, self.limits.upload),
-            }
+            try:
+                record.uploads = {
+                    "kernel": conn.upload(kernel, remote_kernel, self.limits.upload),
+                    "initramfs": conn.upload(initramfs, remote_initrd, self.limits.upload),
+                }
+            except BaseException:
+                if one_shot:  # /boot is small and not ours: leave nothing there
+                    conn.run(["rm", "-rf", rundir], self.limits.command)
+                raise
             record.upload_seconds = round(time.monotonic() - started, 1)
             if facts is not None:
                 self._set_one_shot(conn, facts, full_args, run_id, console_log, record)
