@@ -77,7 +77,9 @@ def test_the_panic_dump_is_preferred_and_parts_are_joined_oldest_first() -> None
     dumps = pstore.dumps(records)
     assert [(d.why, d.count) for d in dumps] == [("Panic", 2), ("Oops", 1)]
     assert dumps[0].files == ["dmesg-ramoops-2", "dmesg-ramoops-1"]
-    assert dumps[0].lines == ["<6>[    1.0] oldest", "<0>[    2.5] newest"]
+    assert dumps[0].lines == [
+        "Panic#2 Part2", "<6>[    1.0] oldest", "Panic#2 Part1", "<0>[    2.5] newest",
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize("arch", ["x86_64", "arm64"])
@@ -91,6 +93,8 @@ def test_a_crash_in_pstore_is_used_when_the_console_shows_none(arch: str) -> Non
     assert found.status is RunStatus.CRASH, found.message
     first = found.crashes[0]
     assert first.source == "console.pstore/dmesg-ramoops-1"
+    assert first.location == f"console.pstore/dmesg-ramoops-1 line {first.line}"
+    assert dump.lines[first.line - 1].endswith(first.title)  # the record's own numbering
     assert first.test is not None and first.test.startswith("kunit_fault"), first
     assert found.message.endswith("(from console.pstore/dmesg-ramoops-1)")
     # without the evidence the same console is a hang

@@ -81,7 +81,8 @@ def dumps(records: Mapping[str, str]) -> list[Dump]:
     """The kmsg dumps in dmesg-* records (name -> text), most telling first.
 
     A dump too large for one record is split into parts, Part1 being the
-    newest text; the parts are joined oldest first, as the console had them.
+    newest text; the parts are joined oldest first, as the console had them,
+    each with its header line (so a one-part dump's line numbers are its file's).
     """
     parts: dict[tuple[str, int], list[tuple[int, str, list[str]]]] = {}
     for name, text in records.items():
@@ -92,7 +93,7 @@ def dumps(records: Mapping[str, str]) -> list[Dump]:
         if m is None:
             continue
         key = (m["why"], int(m["count"]))
-        parts.setdefault(key, []).append((int(m["part"]), name, lines[1:]))
+        parts.setdefault(key, []).append((int(m["part"]), name, lines))
     found = []
     for (why, count), pieces in parts.items():
         pieces.sort(key=lambda p: -p[0])

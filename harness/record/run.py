@@ -43,6 +43,11 @@ class CrashReport:
     # (a machine's pstore record, relative to the console log's directory)
     source: str | None = None
 
+    @property
+    def location(self) -> str:
+        """Where the report is: "console line 191", or the pstore record's line."""
+        return f"{self.source or 'console'} line {self.line}"
+
 
 @dataclass
 class BuildInfo:
