@@ -151,8 +151,10 @@ for m in $(cat /etc/kbulk-lab/modules); do
   for a in $(cat /proc/cmdline); do case "$a" in "$m".*) args="$args ${a#"$m".}";; esac; done
   insmod /lib/modules/$m.ko $args
 done
+echo "kbulk-lab: modules loaded"
 mkdir -p /sys/fs/pstore
 mount -t pstore pstore /sys/fs/pstore
+echo "kbulk-lab: pstore mounted"
 ip link set lo up
 ip link set eth0 up
 ip addr add 10.0.2.15/24 dev eth0
