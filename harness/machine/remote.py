@@ -530,7 +530,9 @@ class MachineSession:
             message = f"{self.machine.name} may still run the kernel under test: {failed}"
         else:
             try:
-                connect_when_ready(self.machine, min(self.limits.ready, 60.0)).close()
+                # the whole readiness limit: a server's firmware alone can take minutes,
+                # and the lab took over 60 s at load 21
+                connect_when_ready(self.machine, self.limits.ready).close()
                 message = f"{self.machine.name} was power-cycled and is back on its own kernel"
             except TransportError as e:
                 message = f"{self.machine.name} was power-cycled but did not come back: {e}"
