@@ -718,9 +718,7 @@ def _print_summary(reporter: Reporter, runs: list[ArchRun]) -> None:
         )
         for crash in run.crashes:
             where = f" in {crash.test}" if crash.test else ""
-            reporter.info(
-                f"         {crash.kind}{where}: {crash.title} (console line {crash.line})"
-            )
+            reporter.info(f"         {crash.kind}{where}: {crash.title} ({crash.location})")
 
 
 def cmd_parse(args: argparse.Namespace, reporter: Reporter) -> int:

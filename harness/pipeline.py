@@ -426,6 +426,7 @@ class Pipeline:
                 outcome.lines, outcome.reason, [s.name for s in prepared.steps],
                 qemu_stderr=outcome.qemu_stderr, qemu_exit=outcome.qemu_exit,
                 **module_expectations(self.opts.spec, prepared.steps),
+                evidence=outcome.evidence, watched=outcome.watched,
             )  # fmt: skip
             started = time.monotonic()
             decode_crashes(

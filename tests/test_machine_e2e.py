@@ -18,20 +18,24 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from sshd_fixture import free_port
 from test_e2e import Invocation, kbulk, leaf_tests
 
 from harness.analysis.analyze import analyze
+from harness.analysis.crash import find_crashes
 from harness.boot.console import ExitReason
 from harness.boot.guest import cpio
 from harness.errors import failure
 from harness.kernel.arch import get_arch
-from harness.machine.inventory import Machine, find_machine
+from harness.machine import oneshot, pstore
+from harness.machine.inventory import BootMethod, Machine, find_machine
 from harness.machine.keys import generate
 from harness.machine.lab import LabMachine
 from harness.machine.labimage import build_lab_image
 from harness.machine.remote import (
     Limits,
+    MachineError,
     MachineSession,
     MachineUnusable,
     kernel_cmdline,
@@ -147,6 +151,12 @@ def test_run_on_machine_matches_qemu(
     assert machine["returned_to"] == lab.image.kernel_release
     assert machine["power_cycles"] == 0
     assert machine["unusable"] is None and machine["interrupted"] is None
+    # the lab's ramoops region went on the test kernel's command line; a clean
+    # reboot leaves no dump in it
+    assert machine["pstore"] == "ramoops"
+    assert machine["from_own_cmdline"] == lab.ramoops_args()
+    assert got["boot"]["cmdline"].split()[-len(lab.ramoops_args()) :] == lab.ramoops_args()
+    assert machine["pstore_files"] == []
     assert set(machine["uploads"]) == {"kernel", "initramfs"}
     assert machine["uploads"]["kernel"] == got["build"]["image_sha256"]
     assert run.result_dir is not None
@@ -174,11 +184,66 @@ def test_panic_is_a_crash_attributed_to_the_test(
     first = run["crashes"][0]
     assert first["kind"] == "panic"
     assert first["test"].startswith("kunit_fault"), first
+    assert first["source"] is None  # the console's own report
     assert crash.result_dir is not None
-    assert "Kernel panic" in (crash.result_dir / run["console_log"]).read_text()
+    console = crash.result_dir / run["console_log"]
+    assert "Kernel panic" in console.read_text()
     # the panic rebooted the machine by itself: no power cycle was needed
-    assert run["boot"]["machine"]["power_cycles"] == 0
-    assert run["boot"]["machine"]["returned_to"] == lab.image.kernel_release
+    machine = run["boot"]["machine"]
+    assert machine["power_cycles"] == 0
+    assert machine["returned_to"] == lab.image.kernel_release
+    # ... and the kernel under test's panic is in the lab's pstore, read back by
+    # its own kernel, stored beside the console log, and attributed the same way
+    assert_pstore_dump(lab, console, machine["pstore_files"], first["test"])
+    back_home(lab)
+
+
+def assert_pstore_dump(
+    lab: LabMachine, console: Path, files: list[str], test: str | None
+) -> list[str]:
+    assert files, "no pstore entry was read back"
+    texts = [(console.parent / name).read_text() for name in files]
+    panic = [t for t in texts if t.startswith("Panic#")]
+    assert panic, [t.splitlines()[0] for t in texts]
+    assert "Kernel panic - not syncing" in panic[0]
+    [dump] = pstore.dumps({"dmesg-ramoops-0": panic[0]})
+    crashes = find_crashes(dump.lines)
+    assert crashes and crashes[0].test == test
+    with connect_when_ready(lab.machine(), 60) as conn:
+        left = conn.check(["ls", pstore.PSTORE_DIR]).split()
+    assert left == [], f"pstore entries left on the machine: {left}"
+    return files
+
+
+def test_panic_without_a_console_is_a_crash_from_pstore(
+    lab: LabMachine, inventory: Path, qemu_run: Invocation, tmp_path: Path
+) -> None:
+    if lab.image.arch != "x86_64":
+        pytest.skip("one arch proves the console-less path; pstore itself is checked on both")
+    entries = yaml.safe_load(inventory.read_text())
+    blind = {k: v for k, v in entries["machines"][0].items() if k != "console"}
+    blind["name"] = f"{lab.name}-noconsole"
+    blind_inventory = tmp_path / "machines.yaml"
+    blind_inventory.write_text(yaml.safe_dump({"machines": [blind]}))
+    crash = kbulk(
+        tmp_path / "results", "run", "--machine", blind["name"],
+        "--inventory", str(blind_inventory), "--no-modules", "--suites", "kunit_fault",
+        # unwatched, the whole limit is waited for if the lab does not come back
+        "--timeout", "300",
+    )  # fmt: skip
+    assert crash.returncode == 3, crash.output
+    run = crash.run_for(lab.image.arch)
+    assert run["status"] == "crash", run["message"]
+    assert run["boot"]["exit_reason"] == "unwatched"
+    first = run["crashes"][0]
+    assert first["kind"] == "panic"
+    assert first["source"] in run["boot"]["machine"]["pstore_files"]
+    assert first["test"].startswith("kunit_fault"), first
+    assert run["message"].endswith(f"(from {first['source']})")
+    assert crash.result_dir is not None
+    console = crash.result_dir / run["console_log"]
+    assert console.read_text() == ""  # nothing was watched: the verdict is pstore's
+    assert_pstore_dump(lab, console, run["boot"]["machine"]["pstore_files"], first["test"])
     back_home(lab)
 
 
@@ -326,3 +391,24 @@ def test_ab_on_machine_interleaves_kernels_and_writes_the_report(
     assert "## Headline figures" in report and "accelerator: x86_64: machine" in report
     assert (job.result_dir / "compare.json").is_file()
     back_home(lab)
+
+
+def test_one_shot_is_refused_without_grub_and_changes_nothing(
+    lab: LabMachine, tmp_path: Path
+) -> None:
+    # The lab boots without a boot loader: the one-shot's probes run on it (its
+    # busybox sh, over its sshd) and refuse before anything is written.
+    machine = dataclasses.replace(lab.machine(), boot=BootMethod.ONE_SHOT)
+    session = MachineSession(machine, Limits(ready=30))
+    record = session.new_record()
+    with pytest.raises(MachineError) as refused:
+        session.boot(
+            Path("/nonexistent"), Path("/nonexistent"), [], tmp_path / "c.log", "o", record
+        )
+    found = failure(refused.value)
+    assert found.status == RunStatus.INFRA_ERROR
+    assert "one-shot boot refused: no GRUB" in found.message
+    assert record.uploads == {} and record.one_shot is None
+    with connect_when_ready(lab.machine(), 30) as conn:
+        for path in (oneshot.BOOT_DIR, f"{machine.workdir}/o"):
+            assert not conn.run(["test", "-e", path]).ok, f"{path} was created"

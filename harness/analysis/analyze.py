@@ -12,7 +12,7 @@ from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.analysis.crash import find_crashes, running_test
+from harness.analysis.crash import Evidence, find_crashes, running_test
 from harness.analysis.ktap import (
     Counts,
     KtapDocument,
@@ -60,13 +60,19 @@ def analyze(
     *,
     rules: Mapping[str, Sequence[MetricRule]] | None = None,
     load_rc: Mapping[str, int] | None = None,
+    evidence: Sequence[Evidence] = (),
+    watched: bool = True,
 ) -> Analysis:
     """Classify a boot. ``reason`` None means a saved log of unknown ending (parse);
     ``qemu_stderr`` and ``qemu_exit`` (e.g. "exit status 1") are QEMU's own, never the guest's.
     ``rules``: module -> regular expressions turning its output into metrics (besides
     KTAP); ``load_rc``: module -> the load status that is not a failure (default 0).
     ``lines`` is only iterated (several passes), so a file-backed console
-    (reader.ConsoleFile) is parsed without holding it in memory."""
+    (reader.ConsoleFile) is parsed without holding it in memory.
+
+    ``evidence`` (a machine's pstore records) is searched for a crash only when
+    the console shows none: a console that went silent, or a machine without a
+    console command (``watched`` False: no console was read at all)."""
     doc = parse_console(lines)
     legacy = parse_summaries(lines)
     if legacy:  # self-tests without KTAP (test_vmalloc) count like KUnit suites
@@ -76,6 +82,15 @@ def analyze(
     metrics = metrics_from(doc) + regex_metrics(lines, rules or {})
     steps = module_steps(lines)
     fatal = [c for c in crashes if c.kind not in NON_FATAL_KINDS]
+    if not fatal:
+        for record in evidence:
+            found = [c for c in find_crashes(record.lines) if c.kind not in NON_FATAL_KINDS]
+            for crash in found:
+                crash.source = record.source
+            if found:
+                crashes.extend(found)
+                fatal = found
+                break
 
     def done(status: RunStatus, message: str) -> Analysis:
         return Analysis(status, message, doc, crashes, metrics, steps)
@@ -88,7 +103,21 @@ def analyze(
     if fatal:
         first = fatal[0]
         where = f" during {first.test}" if first.test else ""
-        return done(RunStatus.CRASH, f"{first.kind}{where}: {first.title}")
+        origin = f" (from {first.source})" if first.source else ""
+        return done(RunStatus.CRASH, f"{first.kind}{where}: {first.title}{origin}")
+    if not watched:
+        if reason in (ExitReason.TIMEOUT, ExitReason.INACTIVITY):
+            return done(
+                RunStatus.TIMEOUT,
+                "the machine did not come back from the kernel under test in time "
+                "(no console: nothing is known of the boot itself)",
+            )
+        return done(
+            RunStatus.NO_TESTS,
+            "no console was read (the machine has no console command) and its pstore "
+            "holds no crash of this boot: the kernel under test came back, its results "
+            "are unknown",
+        )
     if reason in (ExitReason.TIMEOUT, ExitReason.INACTIVITY):
         # Named as crash reports name it (step framing, KTAP position); the tree's
         # first crashed leaf only when the console says nothing about it.

@@ -122,6 +122,16 @@ class RunningTestTracker:
         return None
 
 
+@dataclass(frozen=True)
+class Evidence:
+    """Text about a boot from somewhere other than its console: a machine's pstore
+    record read back by its own kernel after the reboot (``source`` names the file,
+    relative to the console log's directory)."""
+
+    source: str
+    lines: list[str]
+
+
 @dataclass
 class _Open:
     kind: CrashKind

@@ -22,7 +22,7 @@ from typing import TextIO
 
 import pexpect
 
-from harness.analysis.crash import crash_kind
+from harness.analysis.crash import Evidence, crash_kind
 from harness.boot.guest.markers import INIT_DONE
 from harness.fsutil import naming
 from harness.record.status import ExitReason
@@ -45,6 +45,9 @@ class ConsoleResult:
     notes: list[str] = field(default_factory=list)
     qemu_stderr: list[str] = field(default_factory=list)  # QEMU's own messages, not the guest's
     qemu_exit_signal: int | None = None  # QEMU died of this signal (not one the harness sent)
+    # Machines: what the machine's own kernel kept of this boot (pstore), read after it
+    evidence: list[Evidence] = field(default_factory=list)
+    watched: bool = True  # False: no console was read (a machine without a console command)
 
     @property
     def qemu_exit(self) -> str | None:

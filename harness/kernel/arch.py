@@ -30,6 +30,13 @@ class Arch:
     kconfig: dict[str, str]  # symbols the console/boot needs on this arch
     host_machines: tuple[str, ...]  # platform.machine() values that can run KVM guests
     user_cc: str  # C compiler for the static guest init
+    # 1 MiB of a 1 GiB QEMU guest's RAM that every kernel booted there keeps off
+    # (the lab machine's ramoops region): its address, and the arguments that
+    # reserve it, on the lab's own command line and so on the kernel under test's.
+    # QEMU's resets keep RAM, but reload kernel, initrd and firmware tables.
+    qemu_reserved_ram: tuple[int, tuple[str, ...]] = (0, ())
+    # extra arguments for a stock distribution kernel as a QEMU guest (the lab machine)
+    qemu_guest_args: tuple[str, ...] = ()
     qemu_extra: list[str] = field(default_factory=list)
     # Symbols a NUMA guest (boot.numa) needs so the kernel reads QEMU's node layout.
     numa_kconfig: dict[str, str] = field(default_factory=dict)
@@ -78,6 +85,14 @@ ARCHES: dict[str, Arch] = {
         # QEMU describes the nodes in the ACPI SRAT; x86 reads it only with
         # X86_64_ACPI_NUMA, which depends on PCI (tinyconfig has neither).
         numa_kconfig={"CONFIG_NUMA": "y", "CONFIG_PCI": "y", "CONFIG_X86_64_ACPI_NUMA": "y"},
+        # memmap=$ marks it reserved in the e820 map (kexec's segments and KASLR
+        # avoid it too). At 768 MiB, well below the top of RAM, where QEMU puts
+        # the initrd again on every reset and SeaBIOS its tables.
+        qemu_reserved_ram=(0x30000000, ("memmap=1M$0x30000000",)),
+        # Under TCG on a loaded host the IO-APIC timer check can misfire ("MP-BIOS
+        # bug: 8254 timer not connected to IO-APIC"); the lab's Debian kernel then
+        # sat idle after starting init, with no timer interrupts (seen at load 20).
+        qemu_guest_args=("no_timer_check",),
     ),
     "arm64": Arch(
         name="arm64",
@@ -100,6 +115,10 @@ ARCHES: dict[str, Arch] = {
         # virt booted with -kernel describes the nodes in the device tree
         # (numa-node-id); NUMA selects OF_NUMA, no ACPI needed.
         numa_kconfig={"CONFIG_NUMA": "y", "CONFIG_OF_NUMA": "y"},
+        # arm64 has no memmap=: mem= leaves the top 16 MiB of RAM (which starts
+        # at 1 GiB on virt) out of every kernel's memory; QEMU loads kernel,
+        # initrd and DTB at the bottom of RAM.
+        qemu_reserved_ram=(0x7F000000, ("mem=1008M",)),
     ),
 }
 

@@ -91,6 +91,8 @@ class MachineBooter:
                 request.image, image.initramfs, args, console_log, run_id, record, step.activity
             )
             step.outcome = outcome.reason.value
+        # the own command line's ramoops region went on the test kernel's too
+        info.cmdline = " ".join([*args, *record.from_own_cmdline])
         info.exit_reason = outcome.reason
         info.notes = list(outcome.notes)
         if outcome.reason is ExitReason.QEMU_ERROR:

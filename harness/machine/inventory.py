@@ -23,7 +23,7 @@ class InventoryError(ValueError):
 
 class BootMethod(StrEnum):
     KEXEC = "kexec"  # load the test kernel with kexec, no boot entry touched
-    ONE_SHOT = "one-shot"  # a one-shot boot entry (grub-reboot); not implemented yet
+    ONE_SHOT = "one-shot"  # GRUB's one-shot entry (next_entry), see harness.machine.oneshot
 
 
 @dataclass(frozen=True)

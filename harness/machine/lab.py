@@ -6,6 +6,8 @@ the inventory's console command, ``tail -F``) and the QEMU monitor's
 system_reset is the power-cycle command. QEMU runs without -no-reboot and
 with -kernel set to the stock kernel, so any reboot -- the kernel under test
 rebooting when it is done, or panicking -- comes back to the stock kernel.
+Both kernels keep 1 MiB of RAM off for ramoops (QEMU keeps RAM over a reset),
+so a panic of the kernel under test is in the stock kernel's /sys/fs/pstore.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from harness.machine.inventory import Machine
 from harness.machine.labimage import LabImage
 
 _PR_SET_PDEATHSIG = 1
+RAMOOPS_SIZE = 1 << 20
+RAMOOPS_RECORD = 128 << 10  # a kmsg dump of the whole boot log up to the panic
 
 
 def _die_with_parent() -> None:  # between fork and exec
@@ -67,11 +71,27 @@ class LabMachine:
             "-monitor", f"unix:{self.monitor_socket},server,nowait",
             "-kernel", str(self.image.kernel),
             "-initrd", str(self.image.initramfs),
-            "-append", f"console={arch.console}",
+            "-append", " ".join(
+                [f"console={arch.console}", *arch.qemu_guest_args, *self.ramoops_args()]
+            ),
             "-netdev", f"user,id=n0,hostfwd=tcp:127.0.0.1:{self.port}-:22",
             "-device", "virtio-net-pci,netdev=n0,romfile=",
             *arch.qemu_extra,
         ]  # fmt: skip
+
+    def ramoops_args(self) -> list[str]:
+        """The lab's own command line reserves a ramoops region (the harness copies
+        these arguments to the kernel under test's); its init loads ramoops with them."""
+        address, reserve = get_arch(self.image.arch).qemu_reserved_ram
+        if self.memory != "1G" or not reserve:
+            raise ValueError(f"the lab's ramoops region is laid out for 1G, not {self.memory}")
+        return [
+            *reserve,
+            f"ramoops.mem_address={address:#x}",
+            f"ramoops.mem_size={RAMOOPS_SIZE:#x}",
+            f"ramoops.record_size={RAMOOPS_RECORD:#x}",
+            "ramoops.ecc=1",
+        ]
 
     def start(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@
 
 Everything comes from Debian packages of the lab's architecture (fetched
 through the private apt state, cached): linux-image (kernel + the modules
-virtio-net needs), busybox-static, dropbear-bin and kexec-tools with their
+virtio-net and ramoops need), busybox-static, dropbear-bin and kexec-tools with their
 whole shared-library closure, found by following DT_NEEDED and checked so a
 missing library (libgmp10 is easy to miss) fails here, not in the guest.
 The host and client keys are generated on the host, so the lab's host key is
@@ -30,9 +30,10 @@ from harness.machine.keys import KeyPair, dropbear_host_key, generate
 
 SUITE = "sid"
 TOOLS = ["busybox-static", "dropbear-bin", "kexec-tools"]
-NET_MODULES = ["virtio_net"]  # and what they depend on
+# and what they depend on; ramoops is a module in Debian's kernel
+MODULES = ["virtio_net", "ramoops"]
 BINARIES = {"usr/sbin/dropbear": "sbin/dropbear", "usr/sbin/kexec": "sbin/kexec"}
-_IMAGE_VERSION = "1"  # bump when the initramfs layout changes
+_IMAGE_VERSION = "2"  # bump when the initramfs layout changes
 
 
 class LabImageError(RuntimeError):
@@ -135,7 +136,7 @@ def module_load_order(modules_root: Path, wanted: list[str]) -> list[tuple[str, 
 
 
 INIT_SCRIPT = """#!/bin/busybox sh
-# kbulk lab machine: network, sshd, and nothing else.
+# kbulk lab machine: network, sshd, pstore, and nothing else.
 /bin/busybox mkdir -p /bin /sbin /usr/bin /usr/sbin
 /bin/busybox --install -s
 mount -t proc proc /proc
@@ -144,7 +145,16 @@ mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /run /tmp /var/tmp
 mount -t devpts devpts /dev/pts
 mount -t securityfs securityfs /sys/kernel/security 2>/dev/null
-for m in $(cat /etc/kbulk-lab/modules); do insmod /lib/modules/$m.ko; done
+# a module's parameters from the command line (MODULE.param=value), as modprobe does
+for m in $(cat /etc/kbulk-lab/modules); do
+  args=
+  for a in $(cat /proc/cmdline); do case "$a" in "$m".*) args="$args ${a#"$m".}";; esac; done
+  insmod /lib/modules/$m.ko $args
+done
+echo "kbulk-lab: modules loaded"
+mkdir -p /sys/fs/pstore
+mount -t pstore pstore /sys/fs/pstore
+echo "kbulk-lab: pstore mounted"
 ip link set lo up
 ip link set eth0 up
 ip addr add 10.0.2.15/24 dev eth0
@@ -227,7 +237,7 @@ def _assemble(staging: Path, host_key: KeyPair, client_key: KeyPair, out: Path) 
     if not module_dirs:
         raise LabImageError("the linux-image packages have no modules directory")
     release = module_dirs[0].name
-    modules = module_load_order(module_dirs[0], NET_MODULES)
+    modules = module_load_order(module_dirs[0], MODULES)
     binaries = [staging / src for src in BINARIES]
     libs = library_closure(staging, binaries)
     interp = {i for b in binaries if (i := interpreter(b))}

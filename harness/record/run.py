@@ -39,6 +39,14 @@ class CrashReport:
     line: int  # 1-based console line
     excerpt: list[str]  # console lines of the report ("cut here"/title .. end marker)
     decoded: list[str] | None = None  # decode_stacktrace.sh output if available
+    # None: line and excerpt are the console log's; else the file they come from
+    # (a machine's pstore record, relative to the console log's directory)
+    source: str | None = None
+
+    @property
+    def location(self) -> str:
+        """Where the report is: "console line 191", or the pstore record's line."""
+        return f"{self.source or 'console'} line {self.line}"
 
 
 @dataclass
@@ -78,6 +86,12 @@ class MachineInfo:
     returned_to: str | None = None  # the release it came back on after the test kernel
     interrupted: str | None = None  # what happened to the machine when kbulk was interrupted
     unusable: str | None = None  # why the machine is not used for the rest of the run
+    # pstore: "ramoops" when the own kernel has a ramoops region and the pstore
+    # filesystem, else why there is no panic evidence beyond the console
+    pstore: str | None = None
+    from_own_cmdline: list[str] = field(default_factory=list)  # copied to the test kernel's
+    pstore_files: list[str] = field(default_factory=list)  # stored, relative to the console log
+    one_shot: str | None = None  # one-shot boot entry: what was set and how it was checked
 
 
 @dataclass

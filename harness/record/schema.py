@@ -109,6 +109,7 @@ class _Checker:
         self.field(data, "title", where, self.string, required=True)
         self.field(data, "line", where, self.opt_int, required=True)
         self.field(data, "excerpt", where, self.each(self.string))
+        self.field(data, "source", where, self.opt_string)
 
     def metric(self, value: Any, where: str) -> None:
         data = self.mapping(value, where)

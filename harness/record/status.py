@@ -119,6 +119,7 @@ class ExitReason(enum.StrEnum):
     QEMU_ERROR = "qemu_error"  # QEMU failed to start or exited with an error
     HALTED = "halted"  # the guest panicked and stopped, QEMU did not exit: the harness killed it
     MARKER = "marker"  # the caller's stop pattern was seen (probe boots)
+    UNWATCHED = "unwatched"  # a machine without a console came back by itself
 
 
 class Variant(enum.StrEnum):

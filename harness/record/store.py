@@ -118,6 +118,7 @@ def _crash_to_dict(crash: CrashReport) -> dict[str, Any]:
         "line": crash.line,
         "excerpt": list(crash.excerpt),
         "decoded": list(crash.decoded) if crash.decoded is not None else None,
+        "source": crash.source,
     }
 
 
@@ -130,6 +131,7 @@ def _crash_from_dict(data: Mapping[str, Any]) -> CrashReport:
         line=int(data["line"]),
         excerpt=list(data.get("excerpt", [])),
         decoded=list(decoded) if decoded is not None else None,
+        source=data.get("source"),
     )
 
 
@@ -198,6 +200,10 @@ def _machine_from_dict(data: Mapping[str, Any]) -> MachineInfo:
         returned_to=data.get("returned_to"),
         interrupted=data.get("interrupted"),
         unusable=data.get("unusable"),
+        pstore=data.get("pstore"),
+        from_own_cmdline=[str(a) for a in data.get("from_own_cmdline", [])],
+        pstore_files=[str(f) for f in data.get("pstore_files", [])],
+        one_shot=data.get("one_shot"),
     )
 
 

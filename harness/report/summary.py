@@ -82,7 +82,7 @@ def _arch_section(run: ArchRun) -> list[str]:
         ]
     for crash in run.crashes:
         where = f" in {crash.test}" if crash.test else ""
-        out.append(f"- **{crash.kind}**{where}: `{crash.title}` (console line {crash.line})")
+        out.append(f"- **{crash.kind}**{where}: `{crash.title}` ({crash.location})")
     if run.crashes:
         out.append("")
     stress = _module_metrics(run.metrics, "kbulk_stress")
