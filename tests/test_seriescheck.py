@@ -152,8 +152,8 @@ def test_touched_files_plain_diff() -> None:
 
 def test_touched_files_of_the_real_series() -> None:
     series = load_series(SERIES)
-    second = touched_files(series.patches[1].read_text())
-    assert second == [
+    kunit = touched_files(series.patches[5].read_text())  # patch 6: the KUnit suites
+    assert kunit == [
         "MAINTAINERS",
         "mm/Kconfig",
         "mm/Makefile",
@@ -438,27 +438,28 @@ def test_e2e_checkpatch_only_lists_every_patch(tmp_path: Path) -> None:
 
 
 @pytest.mark.e2e
-def test_e2e_incremental_build_of_prefixes_from_patch_2(tmp_path: Path) -> None:
+def test_e2e_incremental_build_of_prefixes_from_patch_6(tmp_path: Path) -> None:
     rc, output, out = kbulk_series_check(
-        tmp_path, "--from", "2", "--upto", "3", "--arch", "x86_64", timeout=5400
+        tmp_path, "--from", "6", "--upto", "7", "--arch", "x86_64", timeout=5400
     )
     data = json.loads((out / REPORT_JSON).read_text())
-    assert data["baseline"] == {} and data["first"] == 2
+    assert data["baseline"] == {} and data["first"] == 6
     p1, p2, p3 = (p["builds"]["x86_64"] for p in data["patches"])
     assert [b["status"] for b in (p1, p2, p3)] == ["ok", "ok", "ok"], output
-    # prefix 1 is only the comparison base: its warnings are not findings
+    # prefix 5 (the split into fast and slow helpers) is only the comparison base:
+    # its warnings are not findings
     assert p1["base_only"] and p1["new_warnings"] == []
     assert not p2["base_only"] and not p3["base_only"]
-    # the KUnit symbol of the series' fragment only exists from patch 2 on
+    # the KUnit symbol of the series' fragment only exists from patch 6 on
     assert p1["not_yet_present"] == ["CONFIG_PAGE_ALLOC_BULK_KUNIT_TEST"]
     assert p2["not_yet_present"] == [] and p2["config_mismatches"] == []
     assert "  CC      mm/tests/page_alloc_bulk_kunit.o" in Path(p2["log"]).read_text()
-    # incremental: patch 3 recompiles its files, not the kernel
+    # incremental: patch 7 (the semantics change) recompiles its files, not the kernel
     log3 = Path(p3["log"]).read_text()
     assert "  CC      mm/page_alloc.o" in log3
     assert "  CC      init/main.o" not in log3
     md = (out / REPORT_MD).read_text()
-    assert "builds from patch 2 on" in md and "| 1 | 0001-" in md and "base " in md
+    assert "builds from patch 6 on" in md and "| 1 | 0001-" in md and "base " in md
     assert rc == data["exit_code"] == (EXIT_FINDINGS if p2["new_warnings"] or p3["new_warnings"]
                                        else EXIT_OK)  # fmt: skip
 
