@@ -324,11 +324,23 @@ def test_interrupt_brings_the_machine_home(
 
     from harness.paths import REPO_ROOT
 
+    # The main job's kernel and config, but a stress module that runs for
+    # minutes: the interrupt must land while the kernel under test is busy. With
+    # the main job as is, an idle host finishes the whole run (about 14 s of
+    # guest time after the banner) before SIGINT is acted on, and the test
+    # raced with it (seen once in a fresh-clone run of the test command).
+    spec = yaml.safe_load((REPO_ROOT / "configs" / "default.yaml").read_text())
+    spec["modules"]["load"] = [{"name": "kbulk_stress", "params": ["duration_ms=60000"]}]
+    long_spec = tmp_path / "spec" / "long-stress.yaml"
+    long_spec.parent.mkdir()
+    long_spec.write_text(yaml.safe_dump(spec))
+    results = tmp_path / "results"
     serial_before = lab.console_log.stat().st_size
     proc = subprocess.Popen(
         [
             sys.executable, "-m", "harness.cli", "run", "--machine", lab.name,
-            "--inventory", str(inventory), "--results", str(tmp_path),
+            "--spec", str(long_spec), "--inventory", str(inventory),
+            "--results", str(results),
         ],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
@@ -359,7 +371,7 @@ def test_interrupt_brings_the_machine_home(
     with lab.console_log.open(errors="replace") as f:
         f.seek(serial_before)
         assert "kbulk-init: done" not in f.read(), "the kernel under test was not stopped"
-    [result_dir] = list(tmp_path.iterdir())
+    [result_dir] = list(results.iterdir())
     run = json.loads((result_dir / "results.json").read_text())["runs"][0]
     assert run["status"] == "infra_error"
     assert "back on its own kernel" in run["boot"]["machine"]["interrupted"]
