@@ -129,7 +129,13 @@ def test_gitlab_pipeline_runs_cells_and_merges_them(tmp_path: Path) -> None:
     early = dict(p for p in leaves(at_2["ktap"]["root"]) if p[0][0].startswith("page_alloc_bulk"))
     final = dict(p for p in leaves(whole["ktap"]["root"]) if p[0][0].startswith("page_alloc_bulk"))
     assert "xfail" in early.values() and set(early.values()) <= {"pass", "xfail", "skip"}
-    assert set(final.values()) == {"pass"} and len(final) > len(early)
+    # every case passes with the whole series, except the zone-lock case, which
+    # skips without CONFIG_TRACEPOINTS (it runs under configs/lockhold.yaml)
+    skipped = {path for path, status in final.items() if status == "skip"}
+    assert {path[:2] for path in skipped} <= {
+        ("page_alloc_bulk_lock", "bulk_lock_zone_pages_per_hold")
+    }, skipped
+    assert set(final.values()) <= {"pass", "skip"} and len(final) > len(early)
     junit = (merged / "junit.xml").read_text()
     assert junit.count("<testcase") >= len(early) + len(final)
     summary = (merged / "summary.md").read_text()
